@@ -1,0 +1,364 @@
+//! The `southbound` command line.
+
+mod table;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use southbound_sdk::{ROption, RString, Secret, StorageProvider, SystemInventory};
+
+use crate::config::Config;
+use crate::discovery::{discover_provider, DiscoveryReport};
+use crate::plugins::{Catalog, PluginStatus};
+use table::Table;
+
+/// Southbound: storage drivers, discovered storage.
+#[derive(Debug, Parser)]
+#[command(name = "southbound", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "SOUTHBOUND_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect the drivers of a plugins directory.
+    #[command(subcommand)]
+    Drivers(DriversCommand),
+    /// Run one full discovery of a storage provider through its driver, without a database.
+    Probe(ProbeArgs),
+}
+
+/// `drivers` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DriversCommand {
+    /// List every driver file with its status (loaded, or refused and why).
+    List(ListArgs),
+}
+
+/// Where the drivers are.
+#[derive(Debug, Args)]
+pub struct PluginsArg {
+    /// Plugins directory [default: the config file's `plugins.dir`, else ./plugins].
+    #[arg(long, env = "SOUTHBOUND_PLUGINS")]
+    pub plugins: Option<PathBuf>,
+}
+
+/// `drivers list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub plugins: PluginsArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub plugins: PluginsArg,
+    /// Storage system type; picks the driver.
+    #[arg(long = "type")]
+    pub system_type: String,
+    /// Provider host name or address.
+    #[arg(long)]
+    pub host: String,
+    /// Provider port.
+    #[arg(long, default_value_t = 443)]
+    pub port: u16,
+    /// User name.
+    #[arg(long, default_value = "")]
+    pub username: String,
+    /// File holding the password (one trailing newline is ignored).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// PEM CA certificate to trust for the provider's TLS certificate.
+    #[arg(long, conflicts_with = "insecure")]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify the provider's TLS certificate.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Talk plain HTTP instead of TLS.
+    #[arg(long)]
+    pub no_ssl: bool,
+    /// Deadline of each driver call, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Drivers(DriversCommand::List(args)) => drivers_list(&config, &args),
+        Command::Probe(args) => probe(&config, &args).await,
+    }
+}
+
+fn load_catalog(config: &Config, plugins: &PluginsArg) -> Result<Catalog> {
+    let dir = config.plugins_dir(plugins.plugins.as_deref());
+    Ok(Catalog::load_dir(&dir)?)
+}
+
+fn drivers_list(config: &Config, args: &ListArgs) -> Result<()> {
+    let catalog = load_catalog(config, &args.plugins)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(catalog.entries())?);
+        return Ok(());
+    }
+    let mut table = Table::new(&[
+        "NAME", "VERSION", "SDK", "TYPES", "STATUS", "FILE", "SHA-256",
+    ]);
+    for entry in catalog.entries() {
+        let file = entry.path.display().to_string();
+        let sha = entry.sha256.clone();
+        match &entry.status {
+            PluginStatus::Loaded { info } => table.row(vec![
+                info.name.to_string(),
+                info.version.to_string(),
+                info.sdk_version.to_string(),
+                join(info.storage_system_types.iter()),
+                "loaded".into(),
+                file,
+                sha,
+            ]),
+            PluginStatus::Refused { reason } => table.row(vec![
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!("refused: {reason}"),
+                file,
+                sha,
+            ]),
+        }
+    }
+    print!("{}", table.render());
+    Ok(())
+}
+
+async fn probe(config: &Config, args: &ProbeArgs) -> Result<()> {
+    let catalog = load_catalog(config, &args.plugins)?;
+    let Some(driver) = catalog.driver(&args.system_type) else {
+        let known: Vec<&str> = catalog.system_types().collect();
+        bail!(
+            "no driver serves storage system type '{}' (served: {})",
+            args.system_type,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    let provider = provider_from_args(args)?;
+    let report = discover_provider(
+        driver.as_ref(),
+        &provider,
+        Duration::from_secs(args.timeout),
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_report(&report));
+    }
+    Ok(())
+}
+
+fn provider_from_args(args: &ProbeArgs) -> Result<StorageProvider> {
+    let password = match &args.password_file {
+        Some(path) => read_password(path)?,
+        None => Secret::default(),
+    };
+    let ca_certificate_pem = match &args.ca_cert {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
+            ROption::RSome(RString::from(pem))
+        }
+        None => ROption::RNone,
+    };
+    Ok(StorageProvider {
+        provider_type: RString::new(),
+        host: args.host.as_str().into(),
+        port: args.port,
+        username: args.username.as_str().into(),
+        password,
+        use_ssl: !args.no_ssl,
+        ca_certificate_pem,
+        insecure: args.insecure,
+        details: Default::default(),
+    })
+}
+
+/// Reads a password file, dropping one trailing line ending.
+pub fn read_password(path: &Path) -> Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read password file {}", path.display()))?;
+    let trimmed = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    Ok(Secret::new(trimmed))
+}
+
+fn join<'a, S: AsRef<str> + 'a>(items: impl IntoIterator<Item = &'a S>) -> String {
+    items
+        .into_iter()
+        .map(|s| s.as_ref())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// KiB to GB (GiB, as CoprHD's UI counts them), two decimals.
+fn gb(kib: u64) -> String {
+    format!("{:.2}", kib as f64 / (1024.0 * 1024.0))
+}
+
+fn opt<T: std::fmt::Display>(value: &ROption<T>) -> String {
+    value.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// Renders a discovery report the way CoprHD's UI lists a discovered system
+/// (Physical Assets > Storage Systems, then its pools, ports and hosts).
+pub fn render_report(report: &DiscoveryReport) -> String {
+    let mut out = String::new();
+    let mut systems = Table::new(&[
+        "NAME",
+        "NATIVE ID",
+        "TYPE",
+        "SERIAL",
+        "MODEL",
+        "FIRMWARE",
+        "SUPPORTED",
+    ]);
+    for inv in &report.systems {
+        let s = &inv.system;
+        systems.row(vec![
+            s.name.to_string(),
+            s.native_id.to_string(),
+            s.system_type.to_string(),
+            s.serial_number.to_string(),
+            s.model.to_string(),
+            s.firmware_version.to_string(),
+            if s.is_supported_version { "yes" } else { "no" }.into(),
+        ]);
+    }
+    out.push_str(&format!(
+        "Storage systems ({})\n{}",
+        report.systems.len(),
+        systems.render()
+    ));
+    for inv in &report.systems {
+        out.push_str(&render_inventory(inv));
+    }
+    let mut caps = Table::new(&["UID", "CATEGORY", "PROPERTIES"]);
+    for d in &report.capability_definitions {
+        caps.row(vec![
+            d.uid.to_string(),
+            d.category.to_string(),
+            join(d.property_names.iter()),
+        ]);
+    }
+    out.push_str(&format!(
+        "\nCapability definitions ({})\n{}",
+        report.capability_definitions.len(),
+        caps.render()
+    ));
+    out
+}
+
+fn render_inventory(inv: &SystemInventory) -> String {
+    let name = if inv.system.name.is_empty() {
+        &inv.system.native_id
+    } else {
+        &inv.system.name
+    };
+    let mut pools = Table::new(&[
+        "NAME",
+        "NATIVE ID",
+        "TOTAL GB",
+        "FREE GB",
+        "SUBSCRIBED GB",
+        "PROVISIONING",
+        "DRIVE TYPES",
+        "STATUS",
+    ]);
+    for p in &inv.pools {
+        pools.row(vec![
+            p.name.to_string(),
+            p.native_id.to_string(),
+            gb(p.total_capacity_kib),
+            gb(p.free_capacity_kib),
+            gb(p.subscribed_capacity_kib),
+            p.resource_type.to_string(),
+            list(&p.supported_drive_types),
+            p.operational_status.to_string(),
+        ]);
+    }
+    let mut ports = Table::new(&[
+        "NAME",
+        "NETWORK ID",
+        "TRANSPORT",
+        "IP ADDRESS",
+        "TCP PORT",
+        "HA ZONE",
+        "STATUS",
+    ]);
+    for p in &inv.ports {
+        ports.row(vec![
+            p.name.to_string(),
+            p.port_network_id.to_string(),
+            p.transport_type.to_string(),
+            p.ip_address.to_string(),
+            opt(&p.tcp_port),
+            p.ha_zone.to_string(),
+            p.operational_status.to_string(),
+        ]);
+    }
+    let mut hosts = Table::new(&["HOST", "NATIVE ID", "OS", "INITIATORS", "STATUS"]);
+    for h in &inv.host_components {
+        let initiators: Vec<String> = h
+            .initiators
+            .iter()
+            .map(|i| format!("{} {}", i.protocol, i.port))
+            .collect();
+        hosts.row(vec![
+            h.host_name.to_string(),
+            h.native_id.to_string(),
+            h.os_type.to_string(),
+            initiators.join(", "),
+            h.operational_status.to_string(),
+        ]);
+    }
+    format!(
+        "\nStorage pools of {name} ({})\n{}\nStorage ports of {name} ({})\n{}\nHosts of {name} ({})\n{}",
+        inv.pools.len(),
+        pools.render(),
+        inv.ports.len(),
+        ports.render(),
+        inv.host_components.len(),
+        hosts.render()
+    )
+}

@@ -1,0 +1,235 @@
+//! How the host reaches a driver: one interface, [`Driver`], whatever runs
+//! the driver's code.
+//!
+//! A call is a [`DriverRequest`] answered by a [`DriverResponse`]: plain,
+//! serializable data, so the same call can be served in this process
+//! ([`InProcessDriver`]) or shipped to a worker process over a channel.
+//! Callers use the typed methods of [`DriverExt`] and never see which.
+
+mod in_process;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use southbound_sdk::abi::DriverBox;
+use southbound_sdk::{
+    CallContext, CapabilityDefinition, DriverError, DriverInfo, DriverResult, ProviderScan, RVec,
+    StorageHostComponent, StoragePool, StoragePort, StorageProvider, StorageSystem,
+};
+
+pub use in_process::InProcessDriver;
+
+/// One driver call, with its inputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum DriverRequest {
+    /// [`southbound_sdk::DiscoveryDriver::scan_provider`].
+    ScanProvider { provider: StorageProvider },
+    /// [`southbound_sdk::DiscoveryDriver::discover_system`].
+    DiscoverSystem {
+        provider: StorageProvider,
+        system: StorageSystem,
+    },
+    /// [`southbound_sdk::DiscoveryDriver::discover_pools`].
+    DiscoverPools {
+        provider: StorageProvider,
+        system: StorageSystem,
+    },
+    /// [`southbound_sdk::DiscoveryDriver::discover_ports`].
+    DiscoverPorts {
+        provider: StorageProvider,
+        system: StorageSystem,
+    },
+    /// [`southbound_sdk::DiscoveryDriver::discover_host_components`].
+    DiscoverHostComponents {
+        provider: StorageProvider,
+        system: StorageSystem,
+    },
+    /// [`southbound_sdk::DiscoveryDriver::capability_definitions`].
+    CapabilityDefinitions {
+        provider: StorageProvider,
+        system: StorageSystem,
+    },
+}
+
+impl DriverRequest {
+    /// The call's name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ScanProvider { .. } => "scan_provider",
+            Self::DiscoverSystem { .. } => "discover_system",
+            Self::DiscoverPools { .. } => "discover_pools",
+            Self::DiscoverPorts { .. } => "discover_ports",
+            Self::DiscoverHostComponents { .. } => "discover_host_components",
+            Self::CapabilityDefinitions { .. } => "capability_definitions",
+        }
+    }
+}
+
+/// A successful answer to a [`DriverRequest`] of the same name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "call", content = "result", rename_all = "snake_case")]
+pub enum DriverResponse {
+    /// Answer to `ScanProvider`.
+    ScanProvider(ProviderScan),
+    /// Answer to `DiscoverSystem`.
+    DiscoverSystem(StorageSystem),
+    /// Answer to `DiscoverPools`.
+    DiscoverPools(RVec<StoragePool>),
+    /// Answer to `DiscoverPorts`.
+    DiscoverPorts(RVec<StoragePort>),
+    /// Answer to `DiscoverHostComponents`.
+    DiscoverHostComponents(RVec<StorageHostComponent>),
+    /// Answer to `CapabilityDefinitions`.
+    CapabilityDefinitions(RVec<CapabilityDefinition>),
+}
+
+/// Serves one request with a loaded driver library: the single place that
+/// maps requests onto the ABI (used in-process, and by worker processes).
+pub fn dispatch(
+    driver: &DriverBox,
+    ctx: &CallContext,
+    request: &DriverRequest,
+) -> DriverResult<DriverResponse> {
+    use DriverRequest as Rq;
+    use DriverResponse as Rs;
+    let response = match request {
+        Rq::ScanProvider { provider } => driver
+            .scan_provider(ctx, provider)
+            .into_result()
+            .map(Rs::ScanProvider),
+        Rq::DiscoverSystem { provider, system } => driver
+            .discover_system(ctx, provider, system)
+            .into_result()
+            .map(Rs::DiscoverSystem),
+        Rq::DiscoverPools { provider, system } => driver
+            .discover_pools(ctx, provider, system)
+            .into_result()
+            .map(Rs::DiscoverPools),
+        Rq::DiscoverPorts { provider, system } => driver
+            .discover_ports(ctx, provider, system)
+            .into_result()
+            .map(Rs::DiscoverPorts),
+        Rq::DiscoverHostComponents { provider, system } => driver
+            .discover_host_components(ctx, provider, system)
+            .into_result()
+            .map(Rs::DiscoverHostComponents),
+        Rq::CapabilityDefinitions { provider, system } => driver
+            .capability_definitions(ctx, provider, system)
+            .into_result()
+            .map(Rs::CapabilityDefinitions),
+    }?;
+    Ok(response)
+}
+
+/// The host's one interface to a driver, wherever its code runs.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// What the driver reported about itself when it was loaded.
+    fn info(&self) -> &DriverInfo;
+
+    /// Performs one call.
+    async fn call(&self, ctx: CallContext, request: DriverRequest) -> DriverResult<DriverResponse>;
+}
+
+/// Typed calls on any [`Driver`].
+#[async_trait]
+pub trait DriverExt: Driver {
+    /// Scans a provider.
+    async fn scan_provider(
+        &self,
+        ctx: CallContext,
+        provider: &StorageProvider,
+    ) -> DriverResult<ProviderScan> {
+        let request = DriverRequest::ScanProvider {
+            provider: provider.clone(),
+        };
+        expect_response!(self.call(ctx, request).await?, ScanProvider)
+    }
+
+    /// Discovers a system's details.
+    async fn discover_system(
+        &self,
+        ctx: CallContext,
+        provider: &StorageProvider,
+        system: &StorageSystem,
+    ) -> DriverResult<StorageSystem> {
+        let request = DriverRequest::DiscoverSystem {
+            provider: provider.clone(),
+            system: system.clone(),
+        };
+        expect_response!(self.call(ctx, request).await?, DiscoverSystem)
+    }
+
+    /// Discovers a system's pools.
+    async fn discover_pools(
+        &self,
+        ctx: CallContext,
+        provider: &StorageProvider,
+        system: &StorageSystem,
+    ) -> DriverResult<RVec<StoragePool>> {
+        let request = DriverRequest::DiscoverPools {
+            provider: provider.clone(),
+            system: system.clone(),
+        };
+        expect_response!(self.call(ctx, request).await?, DiscoverPools)
+    }
+
+    /// Discovers a system's ports.
+    async fn discover_ports(
+        &self,
+        ctx: CallContext,
+        provider: &StorageProvider,
+        system: &StorageSystem,
+    ) -> DriverResult<RVec<StoragePort>> {
+        let request = DriverRequest::DiscoverPorts {
+            provider: provider.clone(),
+            system: system.clone(),
+        };
+        expect_response!(self.call(ctx, request).await?, DiscoverPorts)
+    }
+
+    /// Discovers the hosts a system knows.
+    async fn discover_host_components(
+        &self,
+        ctx: CallContext,
+        provider: &StorageProvider,
+        system: &StorageSystem,
+    ) -> DriverResult<RVec<StorageHostComponent>> {
+        let request = DriverRequest::DiscoverHostComponents {
+            provider: provider.clone(),
+            system: system.clone(),
+        };
+        expect_response!(self.call(ctx, request).await?, DiscoverHostComponents)
+    }
+
+    /// The capability definitions that apply to a system.
+    async fn capability_definitions(
+        &self,
+        ctx: CallContext,
+        provider: &StorageProvider,
+        system: &StorageSystem,
+    ) -> DriverResult<RVec<CapabilityDefinition>> {
+        let request = DriverRequest::CapabilityDefinitions {
+            provider: provider.clone(),
+            system: system.clone(),
+        };
+        expect_response!(self.call(ctx, request).await?, CapabilityDefinitions)
+    }
+}
+
+impl<D: Driver + ?Sized> DriverExt for D {}
+
+/// Unwraps the expected response variant; any other is a host bug or a
+/// corrupted channel, reported as an internal error.
+macro_rules! expect_response {
+    ($response:expr, $variant:ident) => {
+        match $response {
+            DriverResponse::$variant(value) => Ok(value),
+            other => Err(DriverError::internal(format!(
+                "driver answered {} with a response to another call: {other:?}",
+                stringify!($variant)
+            ))),
+        }
+    };
+}
+use expect_response;

@@ -1,0 +1,57 @@
+//! # southbound-sdk
+//!
+//! The SDK storage vendors build Southbound drivers with. A driver is a
+//! `cdylib` that implements [`DiscoveryDriver`] and exports it with
+//! [`export_driver!`]; the Southbound host loads it from its plugins
+//! directory, checks its SDK version and ABI layout, and calls it to
+//! discover storage providers, systems, pools, ports and hosts.
+//!
+//! - [`model`]: the object model (after CoprHD's southbound SDK).
+//! - [`DiscoveryDriver`]: the trait a vendor implements.
+//! - [`abi`]: the stable-ABI layer the host loads (generated for you).
+//!
+//! See `sdk/README.md` for the vendor guide.
+
+#![warn(missing_docs)]
+
+pub mod abi;
+mod capability;
+mod context;
+mod driver;
+mod error;
+mod info;
+pub mod model;
+mod open_enum;
+mod secret;
+mod task;
+
+pub use capability::{
+    CapabilityCategory, CapabilityDefinition, CapabilityInstance, CapabilityProperty,
+};
+pub use context::CallContext;
+pub use driver::DiscoveryDriver;
+pub use error::{DriverError, DriverResult, ErrorKind};
+pub use info::{sdk_compatibility, DriverInfo, SdkMismatch, SDK_VERSION};
+pub use model::*;
+pub use secret::Secret;
+pub use task::{DriverTask, TaskStatus};
+
+/// Re-exports the driver types need; vendors get them through the SDK.
+pub use abi_stable::std_types::{ROption, RString, RVec};
+pub use async_trait::async_trait;
+
+/// An open enum received a name it does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{value}' is not a known {enum_name}")]
+pub struct UnknownVariant {
+    /// The enum's name.
+    pub enum_name: &'static str,
+    /// The text that did not match.
+    pub value: String,
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use abi_stable::StableAbi;
+    pub use serde;
+}
