@@ -49,7 +49,7 @@ pub enum PluginStatus {
     /// Loaded and registered.
     Loaded {
         /// What the driver reported.
-        info: DriverInfo,
+        info: Box<DriverInfo>,
     },
     /// Not loaded.
     Refused {
@@ -100,7 +100,9 @@ impl Catalog {
                     types = ?info.storage_system_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
                     "driver loaded"
                 );
-                PluginStatus::Loaded { info }
+                PluginStatus::Loaded {
+                    info: Box::new(info),
+                }
             }
             Err(reason) => {
                 tracing::warn!("{}: refused: {reason}", path.display());

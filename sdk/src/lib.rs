@@ -55,3 +55,6 @@ pub mod __private {
     pub use abi_stable::StableAbi;
     pub use serde;
 }
+
+#[cfg(test)]
+mod tests;

@@ -72,7 +72,7 @@ pub enum DriverResponse {
     /// Answer to `ScanProvider`.
     ScanProvider(ProviderScan),
     /// Answer to `DiscoverSystem`.
-    DiscoverSystem(StorageSystem),
+    DiscoverSystem(Box<StorageSystem>),
     /// Answer to `DiscoverPools`.
     DiscoverPools(RVec<StoragePool>),
     /// Answer to `DiscoverPorts`.
@@ -100,7 +100,7 @@ pub fn dispatch(
         Rq::DiscoverSystem { provider, system } => driver
             .discover_system(ctx, provider, system)
             .into_result()
-            .map(Rs::DiscoverSystem),
+            .map(|s| Rs::DiscoverSystem(Box::new(s))),
         Rq::DiscoverPools { provider, system } => driver
             .discover_pools(ctx, provider, system)
             .into_result()
@@ -157,7 +157,7 @@ pub trait DriverExt: Driver {
             provider: provider.clone(),
             system: system.clone(),
         };
-        expect_response!(self.call(ctx, request).await?, DiscoverSystem)
+        expect_response!(self.call(ctx, request).await?, DiscoverSystem).map(|s| *s)
     }
 
     /// Discovers a system's pools.

@@ -1,0 +1,479 @@
+//! The plugin loader and probe against real cdylibs: the shipped
+//! hello-driver and the test fixtures, built by `support`.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use southbound_host::discovery::discover_provider;
+use southbound_host::isolation::DriverExt;
+use southbound_host::plugins::{load_library, Catalog, PluginStatus};
+use southbound_sdk::{
+    CallContext, CapabilityCategory, DriveType, ErrorKind, HostOsType, InitiatorProtocol,
+    OperationalStatus, PoolOperationalStatus, ROption, ResourceType, Secret, StorageProvider,
+    TransportType, SDK_VERSION,
+};
+
+const GIB: u64 = 1024 * 1024;
+
+fn provider(host: &str, password: &str) -> StorageProvider {
+    StorageProvider {
+        host: host.into(),
+        port: 443,
+        username: "admin".into(),
+        password: Secret::new(password),
+        use_ssl: true,
+        ..StorageProvider::default()
+    }
+}
+
+fn refusal(catalog: &Catalog, file_name: &str) -> String {
+    let entry = catalog
+        .entries()
+        .iter()
+        .find(|e| e.path.file_name().is_some_and(|n| n == file_name))
+        .unwrap_or_else(|| panic!("no entry for {file_name}"));
+    match &entry.status {
+        PluginStatus::Refused { reason } => reason.clone(),
+        PluginStatus::Loaded { info } => panic!("{file_name} loaded as {info:?}"),
+    }
+}
+
+#[tokio::test]
+async fn hello_driver_probe_reads_back_every_field() {
+    let plugins = support::plugins_dir(&["hello-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 3);
+    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let driver = catalog.driver("hello").expect("hello type registered");
+
+    let info = driver.info();
+    assert_eq!(info.name, "hello-driver");
+    assert_eq!(info.version, "0.1.0");
+    assert_eq!(info.vendor, "Southbound examples");
+    assert_eq!(info.sdk_version, SDK_VERSION);
+    assert_eq!(info.provider_type, ROption::RSome("hello-file".into()));
+    assert_eq!(
+        info.storage_system_types
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>(),
+        ["hello"]
+    );
+
+    let report = discover_provider(
+        driver.as_ref(),
+        &provider(array.to_str().unwrap(), "s3cret"),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("discovery succeeds");
+    assert_eq!(report.systems.len(), 2);
+    let alpha = &report.systems[0];
+    let s = &alpha.system;
+    assert_eq!(
+        (
+            s.native_id.as_str(),
+            s.name.as_str(),
+            s.system_type.as_str(),
+            s.serial_number.as_str()
+        ),
+        ("SYS-1", "alpha", "hello", "SYS-1")
+    );
+    assert_eq!(
+        (s.model.as_str(), s.firmware_version.as_str()),
+        ("Hello 9000", "3.1.4")
+    );
+    assert_eq!(
+        (s.major_version.as_str(), s.minor_version.as_str()),
+        ("3", "1")
+    );
+    assert!(s.is_supported_version);
+
+    assert_eq!(alpha.pools.len(), 2);
+    let fast = &alpha.pools[0];
+    assert_eq!(
+        (
+            fast.native_id.as_str(),
+            fast.name.as_str(),
+            fast.storage_system_id.as_str()
+        ),
+        ("p1", "fast", "SYS-1")
+    );
+    assert_eq!(
+        (
+            fast.total_capacity_kib,
+            fast.free_capacity_kib,
+            fast.subscribed_capacity_kib
+        ),
+        (100 * GIB, 40 * GIB, 150 * GIB)
+    );
+    assert_eq!(fast.supported_drive_types.as_slice(), &[DriveType::SSD]);
+    assert_eq!(fast.resource_type, ResourceType::THIN);
+    assert_eq!(fast.operational_status, PoolOperationalStatus::READY);
+    assert_eq!(fast.maximum_thin_volume_size_kib, ROption::RSome(100 * GIB));
+    let dedup = fast
+        .capabilities
+        .iter()
+        .find(|c| c.definition_uid == "deduplication")
+        .unwrap();
+    assert_eq!(dedup.value("ENABLED"), Some("true"));
+    let tiering = fast
+        .capabilities
+        .iter()
+        .find(|c| c.definition_uid == "autoTieringPolicy")
+        .unwrap();
+    assert_eq!(
+        (tiering.name.as_str(), tiering.value("POLICY_ID")),
+        ("gold", Some("gold"))
+    );
+    assert_eq!(
+        tiering.value("PROVISIONING_TYPE"),
+        Some("ThinlyProvisioned")
+    );
+    let slow = &alpha.pools[1];
+    assert_eq!(
+        slow.supported_drive_types.as_slice(),
+        &[DriveType::SATA],
+        "drive type names parse case-insensitively"
+    );
+    assert_eq!(slow.free_capacity_kib, 10 * GIB, "free is capped at total");
+    assert_eq!(slow.operational_status, PoolOperationalStatus::NOT_READY);
+    assert_eq!(slow.resource_type, ResourceType::THICK);
+
+    assert_eq!(alpha.ports.len(), 3);
+    let p = &alpha.ports[1];
+    assert_eq!(
+        (p.native_id.as_str(), p.port_network_id.as_str()),
+        ("eth1", "10.0.0.1:3260")
+    );
+    assert_eq!(
+        (p.ip_address.as_str(), p.tcp_port, p.ha_zone.as_str()),
+        ("10.0.0.1", ROption::RSome(3260), "B")
+    );
+    assert_eq!(p.transport_type, TransportType::IP);
+    assert_eq!(p.operational_status, OperationalStatus::OK);
+    assert_eq!(p.storage_system_id, "SYS-1");
+
+    assert_eq!(alpha.host_components.len(), 1);
+    let h = &alpha.host_components[0];
+    assert_eq!(
+        (h.host_name.as_str(), h.native_id.as_str(), h.os_type),
+        ("h1", "iqn.2026-11.test:h1", HostOsType::ESX)
+    );
+    assert_eq!(h.initiators.len(), 1);
+    assert_eq!(h.initiators[0].protocol, InitiatorProtocol::ISCSI);
+    assert_eq!(h.initiators[0].port, "iqn.2026-11.test:h1");
+
+    let beta = &report.systems[1];
+    assert_eq!(
+        (
+            beta.pools.len(),
+            beta.ports.len(),
+            beta.host_components.len()
+        ),
+        (0, 0, 0)
+    );
+
+    let uids: Vec<&str> = report
+        .capability_definitions
+        .iter()
+        .map(|d| d.uid.as_str())
+        .collect();
+    assert_eq!(
+        uids,
+        ["deduplication", "autoTieringPolicy"],
+        "definitions appear once, not once per system"
+    );
+    assert_eq!(
+        report.capability_definitions[1].category,
+        CapabilityCategory::STORAGE_PERFORMANCE
+    );
+}
+
+#[tokio::test]
+async fn driver_errors_keep_their_kind() {
+    let plugins = support::plugins_dir(&["hello-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 1);
+    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let driver = catalog.driver("hello").unwrap();
+    let ctx = || CallContext::with_timeout("test", Duration::from_secs(10));
+
+    let wrong = driver
+        .scan_provider(ctx(), &provider(array.to_str().unwrap(), "nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.kind, ErrorKind::Authentication);
+    assert!(
+        !wrong.message.contains("nope"),
+        "the password never appears in errors: {wrong}"
+    );
+
+    let missing = driver
+        .scan_provider(ctx(), &provider("/nonexistent/array.json", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::Unavailable);
+    assert!(missing.retryable);
+
+    std::fs::write(&array, "{ not json").unwrap();
+    let garbage = driver
+        .scan_provider(ctx(), &provider(array.to_str().unwrap(), "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(garbage.kind, ErrorKind::Protocol);
+}
+
+#[tokio::test]
+async fn two_driver_files_load_as_themselves() {
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let hello = catalog.driver("hello").unwrap();
+    let misbehaving = catalog.driver("misbehaving").unwrap();
+    assert_eq!(hello.info().name, "hello-driver");
+    assert_eq!(misbehaving.info().name, "misbehaving-driver");
+    assert_eq!(misbehaving.info().version, "0.3.1");
+
+    // And each call reaches its own code.
+    let ctx = || CallContext::with_timeout("test", Duration::from_secs(10));
+    let scan = misbehaving
+        .scan_provider(ctx(), &provider("ok", ""))
+        .await
+        .unwrap();
+    assert_eq!(scan.systems[0].native_id, "m-1");
+    let err = hello
+        .scan_provider(ctx(), &provider("ok", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::Unavailable,
+        "hello reads a file named 'ok': {err}"
+    );
+}
+
+#[test]
+fn refusals_name_the_file_and_the_exact_reason() {
+    let plugins = support::plugins_dir(&["hello-driver", "not-a-driver", "future-sdk-driver"]);
+    std::fs::write(plugins.path().join("x.so"), "this is a text file\n").unwrap();
+    std::fs::copy(
+        support::plugin_path("hello-driver"),
+        plugins.path().join("libzz_second_hello.so"),
+    )
+    .unwrap();
+    std::fs::write(
+        plugins.path().join("README.txt"),
+        "not a library, not considered",
+    )
+    .unwrap();
+
+    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    assert_eq!(
+        catalog.entries().len(),
+        5,
+        "every library file gets an entry; README.txt is ignored"
+    );
+    assert_eq!(
+        refusal(&catalog, "x.so"),
+        "not a shared library (no ELF header)"
+    );
+    assert_eq!(
+        refusal(&catalog, "libnot_a_driver.so"),
+        "not a Southbound driver: the library exports no driver root module"
+    );
+    assert_eq!(
+        refusal(&catalog, "libfuture_sdk_driver.so"),
+        format!("built for southbound-sdk 0.2.0; this host runs southbound-sdk {SDK_VERSION} and accepts 0.1.x")
+    );
+    assert_eq!(
+        refusal(&catalog, "libzz_second_hello.so"),
+        "storage system type 'hello' is already served by hello-driver 0.1.0"
+    );
+    // The first claimant keeps its type.
+    assert_eq!(catalog.driver("hello").unwrap().info().name, "hello-driver");
+    assert_eq!(catalog.system_types().collect::<Vec<_>>(), ["hello"]);
+}
+
+#[tokio::test]
+async fn a_panic_inside_a_call_is_an_error_and_the_host_goes_on() {
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 1);
+    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let misbehaving = catalog.driver("misbehaving").unwrap();
+    let ctx = || CallContext::with_timeout("test", Duration::from_secs(10));
+
+    for _ in 0..3 {
+        let err = misbehaving
+            .scan_provider(ctx(), &provider("panic", ""))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Panicked);
+        assert!(
+            err.message
+                .contains("misbehaving-driver was asked to panic"),
+            "{err}"
+        );
+        assert!(err.message.contains("scan_provider"), "{err}");
+    }
+    // The same driver still answers, and so does its neighbour.
+    assert!(misbehaving
+        .scan_provider(ctx(), &provider("ok", ""))
+        .await
+        .is_ok());
+    let hello = catalog.driver("hello").unwrap();
+    assert!(hello
+        .scan_provider(ctx(), &provider(array.to_str().unwrap(), "s3cret"))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn the_sdk_glue_enforces_the_call_deadline() {
+    let plugins = support::plugins_dir(&["misbehaving-driver"]);
+    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let driver = catalog.driver("misbehaving").unwrap();
+    let ctx = CallContext::with_timeout("deadline-test", Duration::from_millis(300));
+    let err = driver
+        .scan_provider(ctx, &provider("sleep:30", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Timeout);
+    assert!(
+        err.message.contains("deadline-test"),
+        "the error names the request id: {err}"
+    );
+}
+
+#[test]
+fn load_library_rejects_a_missing_file() {
+    let Err(reason) = load_library(std::path::Path::new("/nonexistent/libnothing.so")) else {
+        panic!("a missing file cannot load");
+    };
+    assert!(reason.starts_with("cannot read the file"), "{reason}");
+}
+
+fn southbound() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_southbound"));
+    cmd.env("SOUTHBOUND_LOG", "warn")
+        .env_remove("SOUTHBOUND_PLUGINS")
+        .env_remove("SOUTHBOUND_CONFIG");
+    cmd
+}
+
+#[test]
+fn cli_drivers_list_reports_status_and_checksum() {
+    let plugins = support::plugins_dir(&["hello-driver", "not-a-driver"]);
+    let out = southbound()
+        .args(["drivers", "list", "--json", "--plugins"])
+        .arg(plugins.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    let hello = &entries[0];
+    assert_eq!(hello["status"], "loaded");
+    assert_eq!(hello["info"]["name"], "hello-driver");
+    assert_eq!(hello["info"]["sdk_version"], SDK_VERSION);
+    let expected_sha =
+        southbound_host::plugins::file_sha256(&plugins.path().join("libhello_driver.so")).unwrap();
+    assert_eq!(hello["sha256"], expected_sha.as_str());
+    assert_eq!(entries[1]["status"], "refused");
+    assert!(entries[1]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("not a Southbound driver"));
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("libnot_a_driver.so: refused: not a Southbound driver")),
+        "one log line names the file and the reason: {stderr}"
+    );
+
+    let table = southbound()
+        .args(["drivers", "list", "--plugins"])
+        .arg(plugins.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("hello-driver") && table.contains(&expected_sha),
+        "{table}"
+    );
+}
+
+#[test]
+fn cli_probe_prints_the_documented_json_and_fails_with_the_driver_error() {
+    let plugins = support::plugins_dir(&["hello-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 2);
+    let password = data.path().join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let probe = |password_file: &std::path::Path| {
+        southbound()
+            .args([
+                "probe",
+                "--type",
+                "hello",
+                "--port",
+                "1",
+                "--username",
+                "admin",
+                "--json",
+                "--plugins",
+            ])
+            .arg(plugins.path())
+            .arg("--host")
+            .arg(&array)
+            .arg("--password-file")
+            .arg(password_file)
+            .output()
+            .unwrap()
+    };
+
+    let out = probe(&password);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["capability_definitions", "systems"]);
+    let alpha = &doc["systems"][0];
+    let mut alpha_keys: Vec<&String> = alpha.as_object().unwrap().keys().collect();
+    alpha_keys.sort();
+    assert_eq!(alpha_keys, ["host_components", "pools", "ports", "system"]);
+    assert_eq!(alpha["system"]["native_id"], "SYS-1");
+    assert_eq!(alpha["pools"][0]["total_capacity_kib"], 100 * GIB);
+    assert_eq!(
+        alpha["pools"][0]["capabilities"][0]["properties"]["ENABLED"][0],
+        "true"
+    );
+    assert_eq!(alpha["ports"].as_array().unwrap().len(), 2);
+    assert_eq!(alpha["host_components"][0]["os_type"], "Esx");
+
+    let wrong = data.path().join("wrong");
+    std::fs::write(&wrong, "guess\n").unwrap();
+    let out = probe(&wrong);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("scan_provider failed: authentication:"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("guess"),
+        "no password in the output: {stderr}"
+    );
+}

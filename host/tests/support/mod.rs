@@ -1,0 +1,114 @@
+//! Shared by the host's integration tests and benchmarks: builds the driver
+//! libraries (shipped example and test fixtures) as real cdylibs and hands
+//! out their paths.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Crates built as plugins for the tests.
+const PLUGIN_CRATES: &[&str] = &[
+    "hello-driver",
+    "misbehaving-driver",
+    "not-a-driver",
+    "future-sdk-driver",
+];
+
+/// The cargo profile directory the running test binary was built into
+/// (`target/debug` or `target/release`), found from the binary's own path.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds every plugin crate once per test process and returns the
+/// directory holding the libraries.
+pub fn plugins_built() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let profile_dir = profile_dir();
+        let target_dir = profile_dir.parent().expect("target dir");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.arg("build")
+            .arg("--quiet")
+            .arg("--target-dir")
+            .arg(target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        for krate in PLUGIN_CRATES {
+            cmd.arg("-p").arg(krate);
+        }
+        let status = cmd.status().expect("run cargo build for the plugin crates");
+        assert!(
+            status.success(),
+            "building the plugin crates failed: {status}"
+        );
+        profile_dir
+    })
+}
+
+/// Path of the built library of `crate_name` (e.g. `hello-driver`).
+pub fn plugin_path(crate_name: &str) -> PathBuf {
+    let file = format!(
+        "{}{}.{}",
+        std::env::consts::DLL_PREFIX,
+        crate_name.replace('-', "_"),
+        std::env::consts::DLL_EXTENSION
+    );
+    plugins_built().join(file)
+}
+
+/// Copies the libraries of `crates` into a fresh directory, under their own
+/// file names; returns the directory (kept alive by the `TempDir`).
+pub fn plugins_dir(crates: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for krate in crates {
+        let src = plugin_path(krate);
+        let dst = dir.path().join(src.file_name().expect("file name"));
+        std::fs::copy(&src, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+    }
+    dir
+}
+
+/// Writes a hello-driver array description with `ports` ports and returns its path.
+pub fn hello_array(dir: &Path, ports: usize) -> PathBuf {
+    let ports: Vec<serde_json::Value> = (0..ports)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("eth{i}"),
+                "ip": format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+                "zone": if i % 2 == 0 { "A" } else { "B" },
+                "up": i % 7 != 3,
+            })
+        })
+        .collect();
+    let array = serde_json::json!({
+        "username": "admin",
+        "password": "s3cret",
+        "firmware": "3.1.4",
+        "systems": [{
+            "id": "SYS-1", "name": "alpha", "model": "Hello 9000",
+            "pools": [
+                {"id": "p1", "name": "fast", "total_gib": 100, "free_gib": 40, "subscribed_gib": 150,
+                 "media": "SSD", "provisioning": "THIN", "dedup": true, "tiering_policy": "gold"},
+                {"id": "p2", "name": "slow", "total_gib": 10, "free_gib": 20, "subscribed_gib": 0,
+                 "media": "sata", "provisioning": "THICK", "online": false}
+            ],
+            "ports": ports,
+            "hosts": [{"name": "h1", "iqn": "iqn.2026-11.test:h1", "os": "Esx"}]
+        }, {
+            "id": "SYS-2", "name": "beta", "model": "Hello 100"
+        }]
+    });
+    let path = dir.join("array.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&array).expect("json")).expect("write array");
+    path
+}
