@@ -20,6 +20,7 @@ mod context;
 mod driver;
 mod error;
 mod info;
+pub mod log;
 pub mod model;
 mod open_enum;
 mod secret;
