@@ -120,14 +120,21 @@ impl Gateway {
                 ));
                 builder = builder.danger_accept_invalid_certs(true);
             } else if let Some(pem) = provider.ca_certificate_pem.as_ref().into_option() {
-                let certificate = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
-                    DriverError::invalid_input(format!(
-                        "the provider's CA certificate is not valid PEM: {e}"
-                    ))
-                })?;
-                builder = builder
-                    .tls_built_in_root_certs(false)
-                    .add_root_certificate(certificate);
+                let certificates =
+                    reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+                        DriverError::invalid_input(format!(
+                            "the provider's CA certificate is not valid PEM: {e}"
+                        ))
+                    })?;
+                if certificates.is_empty() {
+                    return Err(DriverError::invalid_input(
+                        "the provider's CA certificate PEM holds no certificate",
+                    ));
+                }
+                builder = builder.tls_built_in_root_certs(false);
+                for certificate in certificates {
+                    builder = builder.add_root_certificate(certificate);
+                }
             }
         }
         let client = builder

@@ -551,3 +551,21 @@ mod tests {
         assert_eq!(sds_status(&sds), OperationalStatus::NOT_OK);
     }
 }
+
+#[cfg(test)]
+mod gateway_tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_pem_without_certificates_is_invalid_input() {
+        let provider = StorageProvider {
+            host: "127.0.0.1".into(),
+            port: 443,
+            use_ssl: true,
+            ca_certificate_pem: ROption::RSome("not a certificate".into()),
+            ..StorageProvider::default()
+        };
+        let err = Gateway::new(&provider).err().expect("refused");
+        assert_eq!(err.kind, southbound_sdk::ErrorKind::InvalidInput, "{err}");
+    }
+}

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 /// Crates built as plugins for the tests.
 const PLUGIN_CRATES: &[&str] = &[
     "hello-driver",
+    "scaleio-driver",
     "misbehaving-driver",
     "not-a-driver",
     "future-sdk-driver",
