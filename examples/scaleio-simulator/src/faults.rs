@@ -75,7 +75,7 @@ impl FaultState {
     }
 
     /// Decides the fault for the next request.
-    pub fn next(&mut self) -> Option<Fault> {
+    pub fn decide(&mut self) -> Option<Fault> {
         let f = &self.faults;
         let (close, error, html, malformed) = (
             f.close_connection_rate,
@@ -110,15 +110,15 @@ mod tests {
             error_rate: 0.5,
             ..Faults::default()
         });
-        let pattern: Vec<bool> = (0..6).map(|_| state.next().is_some()).collect();
+        let pattern: Vec<bool> = (0..6).map(|_| state.decide().is_some()).collect();
         assert_eq!(pattern, [false, true, false, true, false, true]);
         state.set(Faults {
             error_rate: 1.0,
             ..Faults::default()
         });
-        assert!((0..5).all(|_| state.next() == Some(Fault::ServerError)));
+        assert!((0..5).all(|_| state.decide() == Some(Fault::ServerError)));
         state.set(Faults::default());
-        assert!((0..5).all(|_| state.next().is_none()));
+        assert!((0..5).all(|_| state.decide().is_none()));
         assert!(Faults {
             error_rate: 1.5,
             ..Faults::default()

@@ -487,19 +487,19 @@ pub fn instance(inv: &Inventory, version: ApiVersion, type_name: &str, id: &str)
 }
 
 /// Related objects of `(type_name, id)` through `relationship`.
-/// `Err(())` when the relationship does not exist for the type.
+/// `None` when the relationship does not exist for the type.
 pub fn related(
     inv: &Inventory,
     version: ApiVersion,
     type_name: &str,
     id: &str,
     relationship: &str,
-) -> Result<Vec<Value>, ()> {
+) -> Option<Vec<Value>> {
     if !child_relationships(type_name, version).contains(&relationship) {
-        return Err(());
+        return None;
     }
     let keep = |object: &Value, field: &str| object.get(field).and_then(Value::as_str) == Some(id);
-    let all = instances(inv, version, relationship).ok_or(())?;
+    let all = instances(inv, version, relationship)?;
     let filtered = match (type_name, relationship) {
         ("System", _) => all,
         ("ProtectionDomain", _) => all
@@ -529,7 +529,7 @@ pub fn related(
         }
         _ => Vec::new(),
     };
-    Ok(filtered)
+    Some(filtered)
 }
 
 /// `GET /api/instances`: every object of every type in one document.

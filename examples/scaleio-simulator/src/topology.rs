@@ -586,7 +586,7 @@ impl Inventory {
         spec: &VolumeSpec,
     ) -> Result<String, TopologyError> {
         let size_kib = spec.size_gib * GIB;
-        if size_kib == 0 || size_kib % ALLOCATION_UNIT != 0 {
+        if size_kib == 0 || !size_kib.is_multiple_of(ALLOCATION_UNIT) {
             return Err(TopologyError::Invalid(format!(
                 "volume size {} GiB is not a positive multiple of 8 GiB",
                 spec.size_gib

@@ -1,0 +1,122 @@
+//! ScaleIO discovery against the simulator's `large` topology (8 protection
+//! domains, 64 pools, 512 SDSs, 2048 SDCs, 4096 devices), in-process driver,
+//! HTTPS with the simulator's certificate pinned:
+//! - `discovery_large/0ms` and `discovery_large/20ms`: one full discovery
+//!   cycle (scan, then every system's details, pools, ports, hosts and
+//!   capability definitions) with 0 and 20 ms of injected latency per request;
+//!   the requests per cycle are printed (they come from the simulator's counters);
+//! - `simulator_bulk_large`: the simulator serving `GET /api/instances` for
+//!   `large` over plain HTTP on loopback (render + serialize + transfer).
+//!
+//! Run: `cargo bench -p southbound-host --bench scaleio`
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion};
+use scaleio_simulator::{Faults, SimConfig, Simulator, TopologySpec};
+use southbound_host::discovery::discover_provider;
+use southbound_host::plugins::Catalog;
+use southbound_sdk::{Secret, StorageProvider};
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15))
+        .configure_from_args();
+
+    let plugins = support::plugins_dir(&["scaleio-driver"]);
+    let catalog = Catalog::load_dir(plugins.path()).expect("catalog");
+    let driver = catalog.driver("scaleio").expect("scaleio driver");
+    let sim = runtime
+        .block_on(Simulator::start(SimConfig {
+            topology: TopologySpec::large(),
+            ..SimConfig::default()
+        }))
+        .expect("simulator");
+    let provider = StorageProvider {
+        host: "127.0.0.1".into(),
+        port: sim.addr().port(),
+        username: scaleio_simulator::DEFAULT_USERNAME.into(),
+        password: Secret::new(scaleio_simulator::DEFAULT_PASSWORD),
+        use_ssl: true,
+        ca_certificate_pem: sim.cert_pem().map(Into::into).into(),
+        ..StorageProvider::default()
+    };
+    let cycle = || {
+        runtime
+            .block_on(discover_provider(
+                driver.as_ref(),
+                &provider,
+                Duration::from_secs(120),
+            ))
+            .expect("discovery");
+    };
+    cycle(); // log in once, as a long-running host would have
+
+    let mut group = criterion.benchmark_group("discovery_large");
+    for latency_ms in [0u64, 20] {
+        sim.state()
+            .set_faults(Faults {
+                latency_ms,
+                ..Faults::default()
+            })
+            .expect("faults");
+        let before = sim.state().stats().requests_total;
+        cycle();
+        let per_cycle = sim.state().stats().requests_total - before;
+        println!("discovery_large/{latency_ms}ms: {per_cycle} HTTP requests per full cycle (after the first login)");
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{latency_ms}ms")),
+            &latency_ms,
+            |b, _| b.iter(cycle),
+        );
+    }
+    group.finish();
+
+    let plain = runtime
+        .block_on(Simulator::start(SimConfig {
+            tls: false,
+            topology: TopologySpec::large(),
+            ..SimConfig::default()
+        }))
+        .expect("simulator");
+    let client = reqwest::Client::new();
+    let base = plain.base_url();
+    let token: String = runtime.block_on(async {
+        client
+            .get(format!("{base}/api/login"))
+            .basic_auth(
+                scaleio_simulator::DEFAULT_USERNAME,
+                Some(scaleio_simulator::DEFAULT_PASSWORD),
+            )
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("token")
+    });
+    let fetch = || {
+        runtime.block_on(async {
+            client
+                .get(format!("{base}/api/instances"))
+                .basic_auth("bench", Some(&token))
+                .send()
+                .await
+                .expect("bulk")
+                .bytes()
+                .await
+                .expect("body")
+        })
+    };
+    println!(
+        "simulator_bulk_large: {} bytes per GET /api/instances",
+        fetch().len()
+    );
+    criterion.bench_function("simulator_bulk_large", |b| b.iter(fetch));
+    criterion.final_summary();
+}
