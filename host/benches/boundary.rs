@@ -14,8 +14,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use southbound_host::isolation::DriverExt;
-use southbound_host::plugins::{load_library, Catalog};
+use southbound_host::isolation::{DriverExt, Isolation};
+use southbound_host::plugins::load_library;
 use southbound_sdk::{CallContext, Secret, StorageProvider, StorageSystem};
 
 /// Loads `LOADS` fresh copies of hello-driver and prints min / median / max.
@@ -59,7 +59,8 @@ fn ports_10k_one_call(c: &mut Criterion) {
     let plugins = support::plugins_dir(&["hello-driver"]);
     let data = tempfile::tempdir().expect("temp dir");
     let array = support::hello_array(data.path(), 10_000);
-    let catalog = Catalog::load_dir(plugins.path()).expect("catalog");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let catalog = runtime.block_on(support::catalog(plugins.path(), Isolation::InProcess));
     let driver = catalog.driver("hello").expect("hello driver");
     let provider = StorageProvider {
         host: array.to_str().expect("utf-8 path").into(),
@@ -71,7 +72,6 @@ fn ports_10k_one_call(c: &mut Criterion) {
         native_id: "SYS-1".into(),
         ..StorageSystem::default()
     };
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
     c.bench_function("ports_10k_one_call", |b| {
         b.iter(|| {
             let ctx = CallContext::with_timeout("bench", Duration::from_secs(60));

@@ -1,10 +1,11 @@
 //! ScaleIO discovery against the simulator's `large` topology (8 protection
 //! domains, 64 pools, 512 SDSs, 2048 SDCs, 4096 devices), in-process driver,
 //! HTTPS with the simulator's certificate pinned:
-//! - `discovery_large/0ms` and `discovery_large/20ms`: one full discovery
-//!   cycle (scan, then every system's details, pools, ports, hosts and
-//!   capability definitions) with 0 and 20 ms of injected latency per request;
-//!   the requests per cycle are printed (they come from the simulator's counters);
+//! - `discovery_large/<isolation>/<latency>`: one full discovery cycle (scan,
+//!   then every system's details, pools, ports, hosts and capability
+//!   definitions) with the driver in-process and in a worker process, with 0
+//!   and 20 ms of injected latency per request; the requests per cycle are
+//!   printed (from the simulator's counters);
 //! - `simulator_bulk_large`: the simulator serving `GET /api/instances` for
 //!   `large` over plain HTTP on loopback (render + serialize + transfer).
 //!
@@ -18,7 +19,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion};
 use scaleio_simulator::{Faults, SimConfig, Simulator, TopologySpec};
 use southbound_host::discovery::discover_provider;
-use southbound_host::plugins::Catalog;
+use southbound_host::isolation::Isolation;
 use southbound_sdk::{Secret, StorageProvider};
 
 fn main() {
@@ -29,8 +30,6 @@ fn main() {
         .configure_from_args();
 
     let plugins = support::plugins_dir(&["scaleio-driver"]);
-    let catalog = Catalog::load_dir(plugins.path()).expect("catalog");
-    let driver = catalog.driver("scaleio").expect("scaleio driver");
     let sim = runtime
         .block_on(Simulator::start(SimConfig {
             topology: TopologySpec::large(),
@@ -46,34 +45,38 @@ fn main() {
         ca_certificate_pem: sim.cert_pem().map(Into::into).into(),
         ..StorageProvider::default()
     };
-    let cycle = || {
-        runtime
-            .block_on(discover_provider(
-                driver.as_ref(),
-                &provider,
-                Duration::from_secs(120),
-            ))
-            .expect("discovery");
-    };
-    cycle(); // log in once, as a long-running host would have
 
     let mut group = criterion.benchmark_group("discovery_large");
-    for latency_ms in [0u64, 20] {
-        sim.state()
-            .set_faults(Faults {
-                latency_ms,
-                ..Faults::default()
-            })
-            .expect("faults");
-        let before = sim.state().stats().requests_total;
-        cycle();
-        let per_cycle = sim.state().stats().requests_total - before;
-        println!("discovery_large/{latency_ms}ms: {per_cycle} HTTP requests per full cycle (after the first login)");
-        group.bench_with_input(
-            BenchmarkId::from_parameter(format!("{latency_ms}ms")),
-            &latency_ms,
-            |b, _| b.iter(cycle),
-        );
+    for isolation in [Isolation::InProcess, Isolation::Worker] {
+        let catalog = runtime.block_on(support::catalog(plugins.path(), isolation));
+        let driver = catalog.driver("scaleio").expect("scaleio driver");
+        let cycle = || {
+            runtime
+                .block_on(discover_provider(
+                    driver.as_ref(),
+                    &provider,
+                    Duration::from_secs(120),
+                ))
+                .expect("discovery");
+        };
+        cycle(); // log in once, as a long-running host would have
+        for latency_ms in [0u64, 20] {
+            sim.state()
+                .set_faults(Faults {
+                    latency_ms,
+                    ..Faults::default()
+                })
+                .expect("faults");
+            let before = sim.state().stats().requests_total;
+            cycle();
+            let per_cycle = sim.state().stats().requests_total - before;
+            println!("discovery_large/{isolation}/{latency_ms}ms: {per_cycle} HTTP requests per full cycle (after the first login)");
+            group.bench_function(
+                BenchmarkId::new(isolation.to_string(), format!("{latency_ms}ms")),
+                |b| b.iter(cycle),
+            );
+        }
+        runtime.block_on(catalog.shutdown());
     }
     group.finish();
 

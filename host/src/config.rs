@@ -4,11 +4,25 @@
 //! ```toml
 //! [plugins]
 //! dir = "/var/lib/southbound/plugins"
+//!
+//! [isolation]                 # every driver
+//! mode = "worker"             # or "in-process"
+//! call_timeout_secs = 300
+//! memory_limit_mib = 2048
+//! shutdown_grace_secs = 5
+//!
+//! [drivers."scaleio-driver"]  # one driver, by name; unset keys inherit [isolation]
+//! call_timeout_secs = 600
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::isolation::{DriverSettings, Isolation};
+use crate::plugins::IsolationPolicy;
 
 /// Default plugins directory, relative to the working directory.
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins";
@@ -20,6 +34,38 @@ pub struct Config {
     /// `[plugins]`.
     #[serde(default)]
     pub plugins: PluginsConfig,
+    /// `[isolation]`: how every driver runs.
+    #[serde(default)]
+    pub isolation: IsolationConfig,
+    /// `[drivers."<name>"]`: how one driver runs.
+    #[serde(default)]
+    pub drivers: BTreeMap<String, DriverConfig>,
+}
+
+/// `[isolation]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsolationConfig {
+    /// `worker` (default) or `in-process`.
+    pub mode: Option<Isolation>,
+    /// Longest a call may take, seconds.
+    pub call_timeout_secs: Option<u64>,
+    /// Worker memory limit, MiB.
+    pub memory_limit_mib: Option<u64>,
+    /// Grace period for stopping workers, seconds.
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// `[drivers."<name>"]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriverConfig {
+    /// `worker` or `in-process`.
+    pub isolation: Option<Isolation>,
+    /// Longest a call may take, seconds.
+    pub call_timeout_secs: Option<u64>,
+    /// Worker memory limit, MiB.
+    pub memory_limit_mib: Option<u64>,
 }
 
 /// `[plugins]`: where driver files live.
@@ -67,10 +113,80 @@ impl Config {
         })
     }
 
+    /// How drivers run: `[isolation]` and `[drivers.*]` over the built-in
+    /// defaults, with `mode` (a command-line flag) overriding the default mode.
+    pub fn isolation_policy(&self, mode: Option<Isolation>) -> IsolationPolicy {
+        let mut defaults = DriverSettings::default();
+        let i = &self.isolation;
+        if let Some(m) = mode.or(i.mode) {
+            defaults.isolation = m;
+        }
+        if let Some(t) = i.call_timeout_secs {
+            defaults.call_timeout = Duration::from_secs(t);
+        }
+        if let Some(m) = i.memory_limit_mib {
+            defaults.memory_limit_mib = m;
+        }
+        if let Some(g) = i.shutdown_grace_secs {
+            defaults.shutdown_grace = Duration::from_secs(g);
+        }
+        let mut policy = IsolationPolicy::new(defaults.isolation);
+        policy.defaults = defaults.clone();
+        for (name, d) in &self.drivers {
+            let mut settings = defaults.clone();
+            // A command-line mode applies to every driver.
+            if let Some(m) = mode.or(d.isolation) {
+                settings.isolation = m;
+            }
+            if let Some(t) = d.call_timeout_secs {
+                settings.call_timeout = Duration::from_secs(t);
+            }
+            if let Some(m) = d.memory_limit_mib {
+                settings.memory_limit_mib = m;
+            }
+            policy.per_driver.insert(name.clone(), settings);
+        }
+        policy
+    }
+
     /// The plugins directory: `flag` if given, else the file's, else the default.
     pub fn plugins_dir(&self, flag: Option<&Path>) -> PathBuf {
         flag.map(Path::to_path_buf)
             .or_else(|| self.plugins.dir.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PLUGINS_DIR))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_driver_settings_inherit_and_override() {
+        let config: Config = toml::from_str(
+            r#"
+            [isolation]
+            call_timeout_secs = 30
+            memory_limit_mib = 512
+            [drivers."scaleio-driver"]
+            isolation = "in-process"
+            call_timeout_secs = 90
+            "#,
+        )
+        .unwrap();
+        let policy = config.isolation_policy(None);
+        assert_eq!(policy.defaults.isolation, Isolation::Worker);
+        assert_eq!(policy.defaults.call_timeout, Duration::from_secs(30));
+        let scaleio = policy.settings_for("scaleio-driver");
+        assert_eq!(scaleio.isolation, Isolation::InProcess);
+        assert_eq!(scaleio.call_timeout, Duration::from_secs(90));
+        assert_eq!(scaleio.memory_limit_mib, 512);
+        assert_eq!(policy.settings_for("other"), &policy.defaults);
+        let forced = config.isolation_policy(Some(Isolation::Worker));
+        assert_eq!(
+            forced.settings_for("scaleio-driver").isolation,
+            Isolation::Worker
+        );
+        assert!(toml::from_str::<Config>("[isolation]\nmode = \"sideways\"").is_err());
     }
 }

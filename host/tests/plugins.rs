@@ -7,8 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use southbound_host::discovery::discover_provider;
-use southbound_host::isolation::DriverExt;
+use southbound_host::isolation::{DriverExt, Isolation};
 use southbound_host::plugins::{load_library, Catalog, PluginStatus};
+
+const IN_PROCESS: Isolation = Isolation::InProcess;
 use southbound_sdk::{
     CallContext, CapabilityCategory, DriveType, ErrorKind, HostOsType, InitiatorProtocol,
     OperationalStatus, PoolOperationalStatus, ROption, ResourceType, Secret, StorageProvider,
@@ -31,12 +33,12 @@ fn provider(host: &str, password: &str) -> StorageProvider {
 fn refusal(catalog: &Catalog, file_name: &str) -> String {
     let entry = catalog
         .entries()
-        .iter()
+        .into_iter()
         .find(|e| e.path.file_name().is_some_and(|n| n == file_name))
         .unwrap_or_else(|| panic!("no entry for {file_name}"));
-    match &entry.status {
-        PluginStatus::Refused { reason } => reason.clone(),
-        PluginStatus::Loaded { info } => panic!("{file_name} loaded as {info:?}"),
+    match entry.status {
+        PluginStatus::Refused { reason } => reason,
+        other => panic!("{file_name} is {other:?}"),
     }
 }
 
@@ -45,7 +47,7 @@ async fn hello_driver_probe_reads_back_every_field() {
     let plugins = support::plugins_dir(&["hello-driver"]);
     let data = tempfile::tempdir().unwrap();
     let array = support::hello_array(data.path(), 3);
-    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let catalog = support::catalog(plugins.path(), IN_PROCESS).await;
     let driver = catalog.driver("hello").expect("hello type registered");
 
     let info = driver.info();
@@ -197,7 +199,7 @@ async fn driver_errors_keep_their_kind() {
     let plugins = support::plugins_dir(&["hello-driver"]);
     let data = tempfile::tempdir().unwrap();
     let array = support::hello_array(data.path(), 1);
-    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let catalog = support::catalog(plugins.path(), IN_PROCESS).await;
     let driver = catalog.driver("hello").unwrap();
     let ctx = || CallContext::with_timeout("test", Duration::from_secs(10));
 
@@ -229,7 +231,7 @@ async fn driver_errors_keep_their_kind() {
 #[tokio::test]
 async fn two_driver_files_load_as_themselves() {
     let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
-    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let catalog = support::catalog(plugins.path(), IN_PROCESS).await;
     let hello = catalog.driver("hello").unwrap();
     let misbehaving = catalog.driver("misbehaving").unwrap();
     assert_eq!(hello.info().name, "hello-driver");
@@ -254,8 +256,14 @@ async fn two_driver_files_load_as_themselves() {
     );
 }
 
-#[test]
-fn refusals_name_the_file_and_the_exact_reason() {
+#[tokio::test]
+async fn refusals_name_the_file_and_the_exact_reason() {
+    for isolation in [Isolation::InProcess, Isolation::Worker] {
+        refusals_with(isolation).await;
+    }
+}
+
+async fn refusals_with(isolation: Isolation) {
     let plugins = support::plugins_dir(&["hello-driver", "not-a-driver", "future-sdk-driver"]);
     std::fs::write(plugins.path().join("x.so"), "this is a text file\n").unwrap();
     std::fs::copy(
@@ -269,7 +277,7 @@ fn refusals_name_the_file_and_the_exact_reason() {
     )
     .unwrap();
 
-    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let catalog = support::catalog(plugins.path(), IN_PROCESS).await;
     assert_eq!(
         catalog.entries().len(),
         5,
@@ -293,7 +301,8 @@ fn refusals_name_the_file_and_the_exact_reason() {
     );
     // The first claimant keeps its type.
     assert_eq!(catalog.driver("hello").unwrap().info().name, "hello-driver");
-    assert_eq!(catalog.system_types().collect::<Vec<_>>(), ["hello"]);
+    assert_eq!(catalog.system_types(), ["hello"]);
+    catalog.shutdown().await;
 }
 
 #[tokio::test]
@@ -301,7 +310,7 @@ async fn a_panic_inside_a_call_is_an_error_and_the_host_goes_on() {
     let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
     let data = tempfile::tempdir().unwrap();
     let array = support::hello_array(data.path(), 1);
-    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let catalog = support::catalog(plugins.path(), IN_PROCESS).await;
     let misbehaving = catalog.driver("misbehaving").unwrap();
     let ctx = || CallContext::with_timeout("test", Duration::from_secs(10));
 
@@ -333,7 +342,7 @@ async fn a_panic_inside_a_call_is_an_error_and_the_host_goes_on() {
 #[tokio::test]
 async fn the_sdk_glue_enforces_the_call_deadline() {
     let plugins = support::plugins_dir(&["misbehaving-driver"]);
-    let catalog = Catalog::load_dir(plugins.path()).unwrap();
+    let catalog = support::catalog(plugins.path(), IN_PROCESS).await;
     let driver = catalog.driver("misbehaving").unwrap();
     let ctx = CallContext::with_timeout("deadline-test", Duration::from_millis(300));
     let err = driver

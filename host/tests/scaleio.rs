@@ -11,7 +11,7 @@ use std::time::Duration;
 use scaleio_simulator::stats::pool_capacity;
 use scaleio_simulator::{ApiVersion, Faults, SimConfig, Simulator, TopologySpec};
 use southbound_host::discovery::{discover_provider, DiscoveryReport};
-use southbound_host::isolation::Driver;
+use southbound_host::isolation::{Driver, Isolation};
 use southbound_host::plugins::Catalog;
 use southbound_sdk::{
     DriveType, ErrorKind, HostOsType, InitiatorProtocol, OperationalStatus, ROption, ResourceType,
@@ -20,13 +20,21 @@ use southbound_sdk::{
 
 const VERSIONS: [ApiVersion; 3] = [ApiVersion::V2_6, ApiVersion::V3_6, ApiVersion::V4_5];
 
-/// One loaded ScaleIO driver for the whole test binary, as in a long-running host.
+/// One loaded ScaleIO driver for the whole test binary, as in a long-running
+/// host. In-process: each test has its own runtime, and a worker's
+/// supervisor lives on the runtime that started it. (Worker isolation is
+/// covered by the CLI test below and by `tests/isolation.rs`.)
 fn driver() -> Arc<dyn Driver> {
     static CATALOG: OnceLock<(tempfile::TempDir, Catalog)> = OnceLock::new();
     let (_, catalog) = CATALOG.get_or_init(|| {
-        let dir = support::plugins_dir(&["scaleio-driver"]);
-        let catalog = Catalog::load_dir(dir.path()).expect("catalog");
-        (dir, catalog)
+        std::thread::spawn(|| {
+            let dir = support::plugins_dir(&["scaleio-driver"]);
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            let catalog = runtime.block_on(support::catalog(dir.path(), Isolation::InProcess));
+            (dir, catalog)
+        })
+        .join()
+        .expect("catalog thread")
     });
     catalog.driver("scaleio").expect("scaleio driver loaded")
 }

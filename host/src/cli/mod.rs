@@ -11,7 +11,8 @@ use southbound_sdk::{ROption, RString, Secret, StorageProvider, SystemInventory}
 
 use crate::config::Config;
 use crate::discovery::{discover_provider, DiscoveryReport};
-use crate::plugins::{Catalog, PluginStatus};
+use crate::isolation::Isolation;
+use crate::plugins::{Catalog, PluginEntry, PluginStatus};
 use table::Table;
 
 /// Southbound: storage drivers, discovered storage.
@@ -36,6 +37,32 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Start a ScaleIO gateway simulator and discover it with the shipped ScaleIO driver.
     Demo(DemoArgs),
+    /// Load the drivers and keep them running: SIGHUP rescans the plugins
+    /// directory (upgrading replaced drivers), SIGTERM or Ctrl-C stops.
+    Serve(ServeArgs),
+    /// Serve one driver over the worker channel (started by the host, not by hand).
+    #[command(name = "__worker", hide = true)]
+    Worker(WorkerArgs),
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub plugins: PluginsArg,
+    /// Print the driver list as one JSON line (at start and after each rescan) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `__worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Descriptor of the channel to the host.
+    #[arg(long)]
+    pub channel_fd: i32,
+    /// The driver library to serve.
+    pub driver_file: PathBuf,
 }
 
 /// `demo`.
@@ -67,6 +94,10 @@ pub struct PluginsArg {
     /// Plugins directory [default: the config file's `plugins.dir`, else ./plugins].
     #[arg(long, env = "SOUTHBOUND_PLUGINS")]
     pub plugins: Option<PathBuf>,
+    /// Run drivers in worker processes or in this process [default: the
+    /// config file's `isolation.mode`, else worker].
+    #[arg(long, value_enum)]
+    pub isolation: Option<Isolation>,
 }
 
 /// `drivers list`.
@@ -120,58 +151,121 @@ pub struct ProbeArgs {
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Drivers(DriversCommand::List(args)) => drivers_list(&config, &args),
-        Command::Probe(args) => probe(&config, &args).await,
-        Command::Demo(args) => demo(&config, &args).await,
+        Command::Drivers(DriversCommand::List(args)) => {
+            let catalog = load_catalog(&config, &args.plugins).await?;
+            let printed = print_entries(&catalog.entries(), args.json, true);
+            catalog.shutdown().await;
+            printed
+        }
+        Command::Probe(args) => {
+            let catalog = load_catalog(&config, &args.plugins).await?;
+            let result = probe(&catalog, &args).await;
+            catalog.shutdown().await;
+            result
+        }
+        Command::Demo(args) => {
+            let catalog = load_catalog(&config, &args.plugins).await?;
+            let result = demo(&catalog, &args).await;
+            catalog.shutdown().await;
+            result
+        }
+        Command::Serve(args) => serve(&config, &args).await,
+        Command::Worker(_) => bail!("the worker mode runs before the async runtime starts"),
     }
 }
 
-fn load_catalog(config: &Config, plugins: &PluginsArg) -> Result<Catalog> {
+async fn load_catalog(config: &Config, plugins: &PluginsArg) -> Result<Catalog> {
     let dir = config.plugins_dir(plugins.plugins.as_deref());
-    Ok(Catalog::load_dir(&dir)?)
+    Ok(Catalog::load(&dir, config.isolation_policy(plugins.isolation)).await?)
 }
 
-fn drivers_list(config: &Config, args: &ListArgs) -> Result<()> {
-    let catalog = load_catalog(config, &args.plugins)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(catalog.entries())?);
+fn print_entries(entries: &[PluginEntry], json: bool, pretty: bool) -> Result<()> {
+    if json {
+        let text = if pretty {
+            serde_json::to_string_pretty(entries)?
+        } else {
+            serde_json::to_string(entries)?
+        };
+        println!("{text}");
         return Ok(());
     }
     let mut table = Table::new(&[
-        "NAME", "VERSION", "SDK", "TYPES", "STATUS", "FILE", "SHA-256",
+        "NAME",
+        "VERSION",
+        "SDK",
+        "TYPES",
+        "ISOLATION",
+        "STATUS",
+        "FILE",
+        "SHA-256",
     ]);
-    for entry in catalog.entries() {
-        let file = entry.path.display().to_string();
-        let sha = entry.sha256.clone();
-        match &entry.status {
-            PluginStatus::Loaded { info } => table.row(vec![
+    for entry in entries {
+        let isolation = match (entry.isolation, entry.worker_pid) {
+            (Some(i), Some(pid)) => format!("{i} (pid {pid})"),
+            (Some(i), None) => i.to_string(),
+            (None, _) => "-".into(),
+        };
+        let (info, status) = match &entry.status {
+            PluginStatus::Loaded { info } => (Some(info), "loaded".to_string()),
+            PluginStatus::Restarting { info, last_crash } => {
+                (Some(info), format!("restarting: {last_crash}"))
+            }
+            PluginStatus::Quarantined { info, reason } => {
+                (Some(info), format!("quarantined: {reason}"))
+            }
+            PluginStatus::Refused { reason } => (None, format!("refused: {reason}")),
+        };
+        let mut cells = match info {
+            Some(info) => vec![
                 info.name.to_string(),
                 info.version.to_string(),
                 info.sdk_version.to_string(),
                 join(info.storage_system_types.iter()),
-                "loaded".into(),
-                file,
-                sha,
-            ]),
-            PluginStatus::Refused { reason } => table.row(vec![
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                format!("refused: {reason}"),
-                file,
-                sha,
-            ]),
-        }
+            ],
+            None => vec!["-".into(), "-".into(), "-".into(), "-".into()],
+        };
+        cells.extend([
+            isolation,
+            status,
+            entry.path.display().to_string(),
+            entry.sha256.clone(),
+        ]);
+        table.row(cells);
     }
     print!("{}", table.render());
     Ok(())
 }
 
-async fn probe(config: &Config, args: &ProbeArgs) -> Result<()> {
-    let catalog = load_catalog(config, &args.plugins)?;
+async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let catalog = load_catalog(config, &args.plugins).await?;
+    print_entries(&catalog.entries(), args.json, false)?;
+    tracing::info!(types = ?catalog.system_types(), "serving; SIGHUP rescans the plugins directory");
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: rescanning the plugins directory");
+                match catalog.rescan().await {
+                    Ok(changes) if changes.is_empty() => tracing::info!("rescan: nothing changed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("rescan failed: {e}"),
+                }
+                print_entries(&catalog.entries(), args.json, false)?;
+            }
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("stopping: workers get their grace period");
+    catalog.shutdown().await;
+    Ok(())
+}
+
+async fn probe(catalog: &Catalog, args: &ProbeArgs) -> Result<()> {
     let Some(driver) = catalog.driver(&args.system_type) else {
-        let known: Vec<&str> = catalog.system_types().collect();
+        let known = catalog.system_types();
         bail!(
             "no driver serves storage system type '{}' (served: {})",
             args.system_type,
@@ -199,10 +293,9 @@ async fn probe(config: &Config, args: &ProbeArgs) -> Result<()> {
 
 /// The demo: a ScaleIO simulator (HTTPS, its self-signed certificate pinned)
 /// discovered through the ScaleIO driver from the plugins directory.
-async fn demo(config: &Config, args: &DemoArgs) -> Result<()> {
+async fn demo(catalog: &Catalog, args: &DemoArgs) -> Result<()> {
     use scaleio_simulator::{SimConfig, Simulator, TopologySpec};
 
-    let catalog = load_catalog(config, &args.plugins)?;
     let Some(driver) = catalog.driver("scaleio") else {
         bail!("no driver serves storage system type 'scaleio': put libscaleio_driver.so in the plugins directory");
     };
@@ -236,9 +329,13 @@ async fn demo(config: &Config, args: &DemoArgs) -> Result<()> {
         args.topology
     );
     println!(
-        "Discovered through {} {} with {} HTTP requests ({} login)\n",
+        "Discovered through {} {} ({}) with {} HTTP requests ({} login)\n",
         driver.info().name,
         driver.info().version,
+        match driver.worker_pid() {
+            Some(pid) => format!("worker pid {pid}"),
+            None => driver.isolation().to_string(),
+        },
         stats.requests_total,
         stats.logins
     );

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use southbound_sdk::abi::DriverBox;
 use southbound_sdk::{CallContext, DriverError, DriverInfo, DriverResult};
 
-use super::{dispatch, Driver, DriverRequest, DriverResponse};
+use super::{dispatch, Driver, DriverRequest, DriverResponse, Isolation};
 
 /// A driver library loaded in this process.
 pub struct InProcessDriver {
@@ -39,5 +39,9 @@ impl Driver for InProcessDriver {
         tokio::task::spawn_blocking(move || dispatch(&driver, &ctx, &request))
             .await
             .map_err(|e| DriverError::internal(format!("{name} did not complete: {e}")))?
+    }
+
+    fn isolation(&self) -> Isolation {
+        Isolation::InProcess
     }
 }

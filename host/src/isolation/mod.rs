@@ -3,10 +3,21 @@
 //!
 //! A call is a [`DriverRequest`] answered by a [`DriverResponse`]: plain,
 //! serializable data, so the same call can be served in this process
-//! ([`InProcessDriver`]) or shipped to a worker process over a channel.
-//! Callers use the typed methods of [`DriverExt`] and never see which.
+//! ([`InProcessDriver`]) or shipped to a worker process over a channel
+//! ([`WorkerDriver`], the default). Callers use the typed methods of
+//! [`DriverExt`] and never see which.
+//!
+//! - `protocol`: the worker channel's frames and messages.
+//! - `worker`: the worker process (`southbound __worker`).
+//! - `supervisor`: the host side: spawn, deadlines, crash causes, restart
+//!   with backoff, quarantine, retirement.
 
 mod in_process;
+pub mod protocol;
+mod supervisor;
+pub mod worker;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -17,6 +28,85 @@ use southbound_sdk::{
 };
 
 pub use in_process::InProcessDriver;
+pub use supervisor::{WorkerDriver, KILL_GRACE};
+
+/// Where a driver's code runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In a supervised worker process (the default): the host survives
+    /// anything the driver does.
+    Worker,
+    /// In the host process: for trusted drivers, and to measure what isolation
+    /// costs. A crash or hang in the driver takes the host with it.
+    InProcess,
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Worker => "worker",
+            Self::InProcess => "in-process",
+        })
+    }
+}
+
+/// How one driver is run and supervised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverSettings {
+    /// Worker process or in-process.
+    pub isolation: Isolation,
+    /// Longest a call may take; past it the worker is killed.
+    pub call_timeout: Duration,
+    /// Memory (data segment) a worker may use, MiB.
+    pub memory_limit_mib: u64,
+    /// How long a stopping worker gets to finish before it is killed.
+    pub shutdown_grace: Duration,
+    /// First restart delay after a worker dies; doubles up to `restart_backoff_max`.
+    pub restart_backoff: Duration,
+    /// Longest restart delay.
+    pub restart_backoff_max: Duration,
+    /// This many deaths within `crash_loop_window` quarantine the driver.
+    pub crash_loop_limit: u32,
+    /// See `crash_loop_limit`.
+    pub crash_loop_window: Duration,
+    /// Longest a worker may take to load its driver.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for DriverSettings {
+    fn default() -> Self {
+        Self {
+            isolation: Isolation::Worker,
+            call_timeout: Duration::from_secs(300),
+            memory_limit_mib: 2048,
+            shutdown_grace: Duration::from_secs(5),
+            restart_backoff: Duration::from_millis(200),
+            restart_backoff_max: Duration::from_secs(30),
+            crash_loop_limit: 5,
+            crash_loop_window: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Health of a loaded driver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DriverStatus {
+    /// Serving calls.
+    Ready,
+    /// Its worker died and is being restarted.
+    Restarting {
+        /// Why the worker died last.
+        last_crash: String,
+    },
+    /// Its worker died too often; calls fail until the file is replaced.
+    Quarantined {
+        /// Why.
+        reason: String,
+    },
+}
 
 /// One driver call, with its inputs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +219,23 @@ pub trait Driver: Send + Sync {
 
     /// Performs one call.
     async fn call(&self, ctx: CallContext, request: DriverRequest) -> DriverResult<DriverResponse>;
+
+    /// Where the driver runs.
+    fn isolation(&self) -> Isolation;
+
+    /// Health now.
+    fn status(&self) -> DriverStatus {
+        DriverStatus::Ready
+    }
+
+    /// Pid of the worker process serving the driver, if it runs in one.
+    fn worker_pid(&self) -> Option<u32> {
+        None
+    }
+
+    /// Stops taking calls, lets the ones in flight finish, then releases the
+    /// driver (a worker exits; an in-process library stays mapped).
+    async fn retire(&self) {}
 }
 
 /// Typed calls on any [`Driver`].

@@ -15,6 +15,7 @@ const PLUGIN_CRATES: &[&str] = &[
     "misbehaving-driver",
     "not-a-driver",
     "future-sdk-driver",
+    "upgraded-driver",
 ];
 
 /// The cargo profile directory the running test binary was built into
@@ -77,6 +78,19 @@ pub fn plugins_dir(crates: &[&str]) -> tempfile::TempDir {
         std::fs::copy(&src, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
     }
     dir
+}
+
+/// Loads a plugins directory with the given isolation; workers are the
+/// `southbound` binary built for these tests.
+pub async fn catalog(
+    dir: &Path,
+    isolation: southbound_host::isolation::Isolation,
+) -> southbound_host::plugins::Catalog {
+    let policy = southbound_host::plugins::IsolationPolicy::new(isolation)
+        .with_worker_exe(env!("CARGO_BIN_EXE_southbound"));
+    southbound_host::plugins::Catalog::load(dir, policy)
+        .await
+        .expect("catalog loads")
 }
 
 /// Writes a hello-driver array description with `ports` ports and returns its path.

@@ -1,0 +1,695 @@
+//! The host side of worker isolation: a [`WorkerDriver`] runs one driver in
+//! a `southbound __worker` child process and supervises it.
+//!
+//! Invariants:
+//! - A call never outlives its deadline: the host waits the call's timeout
+//!   plus [`KILL_GRACE`] (so a cooperative driver can report its own
+//!   timeout), then kills the worker; the call fails "timed out after N s".
+//! - A worker that dies fails every call in flight with the cause named
+//!   (signal, exit code, out of memory), and is restarted with exponential
+//!   backoff; [`DriverSettings::crash_loop_limit`] deaths within the window
+//!   quarantine the driver until it is replaced.
+//! - Workers die with the host: `PR_SET_PDEATHSIG` (SIGKILL) covers every way
+//!   the host can die, and a worker also exits when its channel closes.
+//!   Workers are spawned from async tasks, never from `spawn_blocking`
+//!   threads: the death signal follows the *thread* that forked.
+//! - Credentials travel only in `Call` frames on the channel: never in argv
+//!   or the environment.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use southbound_sdk::log::Level;
+use southbound_sdk::{CallContext, DriverError, DriverInfo, DriverResult, SDK_VERSION};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{oneshot, watch, Notify};
+
+use super::protocol::{
+    read_frame_async, write_frame_async, HostMessage, WorkerMessage, PROTOCOL_VERSION,
+    WORKER_CHANNEL_FD,
+};
+use super::{Driver, DriverRequest, DriverResponse, DriverSettings, DriverStatus, Isolation};
+
+/// How long past a call's deadline the host waits before killing the worker.
+pub const KILL_GRACE: Duration = Duration::from_secs(1);
+/// What Rust's allocation-failure handler prints before aborting.
+fn is_out_of_memory_line(line: &str) -> bool {
+    line.contains("memory allocation of") && line.contains("failed")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `2`, `0.5`: seconds to one decimal, without a trailing `.0`.
+fn seconds(d: Duration) -> String {
+    let tenths = (d.as_secs_f64() * 10.0).round() / 10.0;
+    if tenths.fract() == 0.0 {
+        format!("{tenths:.0}")
+    } else {
+        format!("{tenths:.1}")
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGINT => "SIGINT",
+        _ => "signal",
+    }
+}
+
+/// One worker process and its channel.
+struct Worker {
+    pid: u32,
+    label: Label,
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<DriverResult<DriverResponse>>>>,
+    next_id: AtomicU64,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    kill: Mutex<Option<oneshot::Sender<String>>>,
+    exit: watch::Receiver<Option<String>>,
+    started: Instant,
+}
+
+/// Decrements the in-flight count when a call ends, however it ends.
+struct InFlight<'a>(&'a Worker);
+
+impl<'a> InFlight<'a> {
+    fn new(worker: &'a Worker) -> Self {
+        worker.in_flight.fetch_add(1, Ordering::SeqCst);
+        Self(worker)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Worker {
+    fn name(&self) -> String {
+        lock(&self.label).clone()
+    }
+
+    fn is_alive(&self) -> bool {
+        self.exit.borrow().is_none()
+    }
+
+    /// Kills the process; `reason` says why (shown to the calls in flight).
+    fn kill(&self, reason: String) {
+        if let Some(kill) = lock(&self.kill).take() {
+            let _ = kill.send(reason);
+        }
+    }
+
+    /// Waits for the process to end; returns the cause.
+    async fn exited(&self) -> String {
+        let mut exit = self.exit.clone();
+        loop {
+            if let Some(cause) = exit.borrow_and_update().clone() {
+                return cause;
+            }
+            if exit.changed().await.is_err() {
+                return "ended".into();
+            }
+        }
+    }
+
+    /// Sends one call and waits for its reply until `deadline` plus
+    /// [`KILL_GRACE`]; `timeout` is the call's nominal timeout, for the message.
+    async fn call(
+        &self,
+        ctx: CallContext,
+        request: DriverRequest,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> DriverResult<DriverResponse> {
+        let name = request.name();
+        let _in_flight = InFlight::new(self);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id, tx);
+        let sent = write_frame_async(
+            &mut *self.writer.lock().await,
+            &HostMessage::Call { id, ctx, request },
+        )
+        .await;
+        if let Err(e) = sent {
+            if e.kind() == std::io::ErrorKind::Other {
+                // Could not even be encoded: the worker never saw it.
+                lock(&self.pending).remove(&id);
+                return Err(DriverError::internal(format!(
+                    "{name}: cannot send the call to the worker: {e}"
+                )));
+            }
+            // A broken channel means the worker is dying: its cause will answer below.
+        }
+        match tokio::time::timeout_at(deadline + KILL_GRACE, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(DriverError::unavailable(format!(
+                "driver {}: worker (pid {}) went away during {name}",
+                self.name(),
+                self.pid
+            ))),
+            Err(_) => {
+                lock(&self.pending).remove(&id);
+                let secs = seconds(timeout);
+                self.kill(format!("{name} timed out after {secs} s"));
+                Err(DriverError::timeout(format!(
+                    "driver {}: {name} timed out after {secs} s; worker (pid {}) killed",
+                    self.name(),
+                    self.pid
+                )))
+            }
+        }
+    }
+
+    /// Lets the calls in flight finish, asks the worker to exit, and kills
+    /// it if it has not within `grace`.
+    async fn shutdown(&self, grace: Duration) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 || !self.is_alive() {
+                break;
+            }
+            idle.await;
+        }
+        let _ = write_frame_async(&mut *self.writer.lock().await, &HostMessage::Shutdown).await;
+        if tokio::time::timeout(grace, self.exited()).await.is_err() {
+            self.kill(format!(
+                "did not exit within the {} s shutdown grace period",
+                seconds(grace)
+            ));
+            self.exited().await;
+        }
+    }
+}
+
+fn log_line(label: &str, pid: u32, stream: &str, line: &str) {
+    match southbound_sdk::log::parse_line(line) {
+        Some((Level::Error, msg)) => tracing::error!(driver = label, pid, "{msg}"),
+        Some((Level::Warn, msg)) => tracing::warn!(driver = label, pid, "{msg}"),
+        Some((Level::Info, msg)) => tracing::info!(driver = label, pid, "{msg}"),
+        Some((Level::Debug, msg)) => tracing::debug!(driver = label, pid, "{msg}"),
+        None => tracing::info!(driver = label, pid, stream, "{line}"),
+    }
+}
+
+/// The name log lines are tagged with: the file name until the handshake
+/// tells the driver's name.
+type Label = Arc<Mutex<String>>;
+
+/// Turns a worker's stdout or stderr into host log lines, noting whether the
+/// worker reported an allocation failure (the cause of a following abort).
+async fn forward_output(
+    stream: impl tokio::io::AsyncRead + Unpin,
+    label: Label,
+    pid: u32,
+    name: &'static str,
+    out_of_memory: Arc<AtomicBool>,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let label = lock(&label).clone();
+        log_line(&label, pid, name, &line);
+        if is_out_of_memory_line(&line) {
+            out_of_memory.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn describe_exit(
+    status: std::io::Result<std::process::ExitStatus>,
+    out_of_memory: bool,
+    memory_limit_mib: u64,
+) -> String {
+    let base = match status {
+        Err(e) => format!("could not be waited for: {e}"),
+        Ok(s) => match (s.signal(), s.code()) {
+            (Some(sig), _) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+            (None, Some(code)) => format!("exited with code {code}"),
+            (None, None) => "ended".into(),
+        },
+    };
+    if out_of_memory {
+        format!("ran out of memory (limit {memory_limit_mib} MiB) and {base}")
+    } else {
+        base
+    }
+}
+
+/// Starts a worker for `path` and waits for its handshake.
+async fn spawn(
+    exe: &Path,
+    path: &Path,
+    settings: &DriverSettings,
+    label: &str,
+) -> Result<(Arc<Worker>, DriverInfo), String> {
+    let (host_end, child_end) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| format!("cannot create the worker channel: {e}"))?;
+    let child_fd = child_end.as_raw_fd();
+    let parent = std::process::id() as libc::pid_t;
+    let limit = settings.memory_limit_mib.saturating_mul(1024 * 1024) as libc::rlim_t;
+
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("__worker")
+        .arg("--channel-fd")
+        .arg(WORKER_CHANNEL_FD.to_string())
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if child_fd == WORKER_CHANNEL_FD {
+                if libc::fcntl(child_fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(child_fd, WORKER_CHANNEL_FD) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The host may have died between fork and prctl.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_DATA, &rlimit) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start a worker ({}): {e}", exe.display()))?;
+    drop(child_end);
+    let pid = child.id().unwrap_or(0);
+
+    let out_of_memory = Arc::new(AtomicBool::new(false));
+    let log_label: Label = Arc::new(Mutex::new(label.to_owned()));
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(forward_output(
+            stdout,
+            Arc::clone(&log_label),
+            pid,
+            "stdout",
+            Arc::new(AtomicBool::new(false)),
+        ));
+    }
+    let stderr_task = child.stderr.take().map(|stderr| {
+        tokio::spawn(forward_output(
+            stderr,
+            Arc::clone(&log_label),
+            pid,
+            "stderr",
+            Arc::clone(&out_of_memory),
+        ))
+    });
+
+    host_end
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot use the worker channel: {e}"))?;
+    let stream = tokio::net::UnixStream::from_std(host_end)
+        .map_err(|e| format!("cannot use the worker channel: {e}"))?;
+    let (mut reader, writer) = stream.into_split();
+
+    let (kill_tx, kill_rx) = oneshot::channel::<String>();
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let worker = Arc::new(Worker {
+        pid,
+        label: Arc::clone(&log_label),
+        writer: tokio::sync::Mutex::new(writer),
+        pending: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+        in_flight: AtomicUsize::new(0),
+        idle: Notify::new(),
+        kill: Mutex::new(Some(kill_tx)),
+        exit: exit_rx,
+        started: Instant::now(),
+    });
+
+    // The waiter owns the process: it kills on request, and when the process
+    // ends it fails every call in flight with the cause.
+    let memory_limit_mib = settings.memory_limit_mib;
+    let waiter = Arc::clone(&worker);
+    tokio::spawn(async move {
+        let mut killed_because = None;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            reason = kill_rx => {
+                killed_because = reason.ok();
+                let _ = child.start_kill();
+                child.wait().await
+            }
+        };
+        if let Some(task) = stderr_task {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+        let mut cause = describe_exit(
+            status,
+            out_of_memory.load(Ordering::SeqCst),
+            memory_limit_mib,
+        );
+        if let Some(reason) = &killed_because {
+            cause = format!("was killed by the host: {reason}");
+        }
+        let pending: Vec<_> = lock(&waiter.pending).drain().collect();
+        for (_, reply) in pending {
+            let message = format!(
+                "driver {}: worker (pid {}) {cause}",
+                waiter.name(),
+                waiter.pid
+            );
+            let error = if killed_because.is_some() {
+                DriverError::unavailable(message)
+            } else {
+                DriverError::internal(message)
+            };
+            let _ = reply.send(Err(error));
+        }
+        let _ = exit_tx.send(Some(cause));
+    });
+
+    let handshake = tokio::time::timeout(
+        settings.handshake_timeout,
+        read_frame_async::<WorkerMessage>(&mut reader),
+    )
+    .await;
+    let info = match handshake {
+        Ok(Ok(Some(WorkerMessage::Ready {
+            protocol,
+            sdk_version,
+            info,
+        }))) => {
+            if protocol != PROTOCOL_VERSION {
+                worker.kill("protocol mismatch".into());
+                return Err(format!(
+                    "the worker speaks channel protocol {protocol}; this host speaks {PROTOCOL_VERSION}"
+                ));
+            }
+            if sdk_version != SDK_VERSION {
+                worker.kill("SDK mismatch".into());
+                return Err(format!(
+                    "the worker was built with southbound-sdk {sdk_version}; this host with {SDK_VERSION}"
+                ));
+            }
+            *lock(&log_label) = info.name.to_string();
+            info
+        }
+        Ok(Ok(Some(WorkerMessage::Refused { reason, .. }))) => {
+            worker.exited().await;
+            return Err(reason);
+        }
+        Ok(Ok(Some(WorkerMessage::Reply { .. }))) => {
+            worker.kill("protocol violation".into());
+            return Err("the worker answered before its handshake".into());
+        }
+        Ok(Ok(None)) | Ok(Err(_)) => {
+            let cause = worker.exited().await;
+            return Err(format!("the worker {cause} while loading the driver"));
+        }
+        Err(_) => {
+            worker.kill("handshake timeout".into());
+            return Err(format!(
+                "the worker did not finish loading the driver within {} s",
+                seconds(settings.handshake_timeout)
+            ));
+        }
+    };
+
+    let replies = Arc::clone(&worker);
+    tokio::spawn(async move {
+        loop {
+            match read_frame_async::<WorkerMessage>(&mut reader).await {
+                Ok(Some(WorkerMessage::Reply { id, result })) => {
+                    if let Some(reply) = lock(&replies.pending).remove(&id) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Ok(Some(other)) => {
+                    tracing::warn!(driver = %replies.name(), pid = replies.pid, "unexpected worker message: {other:?}")
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(driver = %replies.name(), pid = replies.pid, "worker channel broken: {e}");
+                    replies.kill(format!("its channel broke: {e}"));
+                    break;
+                }
+            }
+        }
+    });
+    tracing::debug!(driver = %info.name, pid, "worker ready");
+    Ok((worker, info))
+}
+
+#[derive(Default)]
+struct SupervisorState {
+    worker: Option<Arc<Worker>>,
+    quarantine: Option<String>,
+    last_crash: Option<String>,
+    crashes: VecDeque<Instant>,
+    retired: bool,
+    restarts: u64,
+}
+
+struct Supervisor {
+    exe: PathBuf,
+    path: PathBuf,
+    label: String,
+    settings: DriverSettings,
+    state: Mutex<SupervisorState>,
+    changed: Notify,
+}
+
+impl Supervisor {
+    /// Records a death; returns the quarantine reason if it makes a crash loop.
+    fn record_crash(&self, cause: &str) -> Option<String> {
+        let mut state = lock(&self.state);
+        let now = Instant::now();
+        state.crashes.push_back(now);
+        let window = self.settings.crash_loop_window;
+        while state
+            .crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            state.crashes.pop_front();
+        }
+        state.last_crash = Some(cause.to_owned());
+        if state.crashes.len() as u32 >= self.settings.crash_loop_limit {
+            let reason = format!(
+                "its worker died {} times within {} s; last: {cause}",
+                state.crashes.len(),
+                seconds(window)
+            );
+            state.quarantine = Some(reason.clone());
+            state.worker = None;
+            return Some(reason);
+        }
+        None
+    }
+
+    async fn supervise(self: Arc<Self>, first: Arc<Worker>) {
+        let mut worker = first;
+        let mut backoff = self.settings.restart_backoff;
+        loop {
+            let cause = worker.exited().await;
+            {
+                let mut state = lock(&self.state);
+                state.worker = None;
+                if state.retired {
+                    return;
+                }
+            }
+            if worker.started.elapsed() > self.settings.crash_loop_window {
+                backoff = self.settings.restart_backoff; // it had been healthy
+            }
+            let mut cause = format!("worker (pid {}) {cause}", worker.pid);
+            loop {
+                if let Some(reason) = self.record_crash(&cause) {
+                    tracing::error!(driver = %self.label, "driver quarantined: {reason}");
+                    self.changed.notify_waiters();
+                    return;
+                }
+                tracing::warn!(driver = %self.label, "{cause}; restarting in {} ms", backoff.as_millis());
+                self.changed.notify_waiters();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(self.settings.restart_backoff_max);
+                if lock(&self.state).retired {
+                    return;
+                }
+                match spawn(&self.exe, &self.path, &self.settings, &self.label).await {
+                    Ok((restarted, _)) => {
+                        tracing::info!(driver = %self.label, pid = restarted.pid, "worker restarted");
+                        let mut state = lock(&self.state);
+                        state.restarts += 1;
+                        state.worker = Some(Arc::clone(&restarted));
+                        drop(state);
+                        self.changed.notify_waiters();
+                        worker = restarted;
+                        break;
+                    }
+                    Err(reason) => cause = format!("worker failed to restart: {reason}"),
+                }
+            }
+        }
+    }
+
+    /// The running worker; waits (until `deadline`) while one restarts.
+    async fn worker(&self, deadline: tokio::time::Instant) -> DriverResult<Arc<Worker>> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let state = lock(&self.state);
+                if let Some(reason) = &state.quarantine {
+                    return Err(DriverError::unavailable(format!(
+                        "driver {} is quarantined: {reason}",
+                        self.label
+                    ))
+                    .with_retryable(false));
+                }
+                if state.retired {
+                    return Err(DriverError::unavailable(format!(
+                        "driver {} has been replaced or stopped",
+                        self.label
+                    )));
+                }
+                if let Some(worker) = state.worker.as_ref().filter(|w| w.is_alive()) {
+                    return Ok(Arc::clone(worker));
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                let last = lock(&self.state).last_crash.clone().unwrap_or_default();
+                return Err(DriverError::unavailable(format!(
+                    "driver {}: no worker was ready before the deadline (restarting after: {last})",
+                    self.label
+                )));
+            }
+        }
+    }
+}
+
+/// A driver running in a supervised worker process.
+pub struct WorkerDriver {
+    info: DriverInfo,
+    supervisor: Arc<Supervisor>,
+}
+
+impl WorkerDriver {
+    /// Starts a worker for `path` (the `exe` binary in worker mode) and waits
+    /// for its handshake. The error is the one-line reason the file cannot be
+    /// served.
+    pub async fn start(exe: &Path, path: &Path, settings: DriverSettings) -> Result<Self, String> {
+        let file_label = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (worker, info) = spawn(exe, path, &settings, &file_label).await?;
+        let supervisor = Arc::new(Supervisor {
+            exe: exe.to_path_buf(),
+            path: path.to_path_buf(),
+            label: info.name.to_string(),
+            settings,
+            state: Mutex::new(SupervisorState {
+                worker: Some(Arc::clone(&worker)),
+                ..SupervisorState::default()
+            }),
+            changed: Notify::new(),
+        });
+        tokio::spawn(Arc::clone(&supervisor).supervise(worker));
+        Ok(Self { info, supervisor })
+    }
+
+    /// How many times the worker has been restarted.
+    pub fn restarts(&self) -> u64 {
+        lock(&self.supervisor.state).restarts
+    }
+}
+
+#[async_trait]
+impl Driver for WorkerDriver {
+    fn info(&self) -> &DriverInfo {
+        &self.info
+    }
+
+    async fn call(&self, ctx: CallContext, request: DriverRequest) -> DriverResult<DriverResponse> {
+        let timeout = ctx.remaining().min(self.supervisor.settings.call_timeout);
+        let ctx = CallContext::with_timeout(ctx.request_id.to_string(), timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let worker = self.supervisor.worker(deadline).await?;
+        worker.call(ctx, request, timeout, deadline).await
+    }
+
+    fn isolation(&self) -> Isolation {
+        Isolation::Worker
+    }
+
+    fn status(&self) -> DriverStatus {
+        let state = lock(&self.supervisor.state);
+        if let Some(reason) = &state.quarantine {
+            DriverStatus::Quarantined {
+                reason: reason.clone(),
+            }
+        } else if state.worker.as_ref().is_some_and(|w| w.is_alive()) {
+            DriverStatus::Ready
+        } else {
+            DriverStatus::Restarting {
+                last_crash: state.last_crash.clone().unwrap_or_default(),
+            }
+        }
+    }
+
+    fn worker_pid(&self) -> Option<u32> {
+        lock(&self.supervisor.state)
+            .worker
+            .as_ref()
+            .filter(|w| w.is_alive())
+            .map(|w| w.pid)
+    }
+
+    async fn retire(&self) {
+        let worker = {
+            let mut state = lock(&self.supervisor.state);
+            state.retired = true;
+            state.worker.take()
+        };
+        self.supervisor.changed.notify_waiters();
+        if let Some(worker) = worker {
+            worker
+                .shutdown(self.supervisor.settings.shutdown_grace)
+                .await;
+        }
+    }
+}

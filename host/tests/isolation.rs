@@ -1,0 +1,489 @@
+//! Worker isolation: every way a driver can misbehave is contained, the
+//! host keeps serving, workers come back, crash loops are quarantined,
+//! drivers are upgraded in place, and no worker outlives the host.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use southbound_host::isolation::{Driver, DriverExt, DriverSettings, DriverStatus, Isolation};
+use southbound_host::plugins::{Catalog, IsolationPolicy, PluginStatus};
+use southbound_sdk::{CallContext, ErrorKind, ProviderScan, Secret, StorageProvider};
+
+fn policy(settings: DriverSettings) -> IsolationPolicy {
+    let mut policy =
+        IsolationPolicy::new(Isolation::Worker).with_worker_exe(env!("CARGO_BIN_EXE_southbound"));
+    policy.defaults = settings;
+    policy
+}
+
+fn quick_settings() -> DriverSettings {
+    DriverSettings {
+        call_timeout: Duration::from_secs(2),
+        memory_limit_mib: 256,
+        restart_backoff: Duration::from_millis(50),
+        restart_backoff_max: Duration::from_millis(400),
+        crash_loop_limit: 100,
+        shutdown_grace: Duration::from_secs(2),
+        ..DriverSettings::default()
+    }
+}
+
+fn provider(host: &str, password: &str) -> StorageProvider {
+    StorageProvider {
+        host: host.into(),
+        username: "admin".into(),
+        password: Secret::new(password),
+        ..StorageProvider::default()
+    }
+}
+
+fn ctx(timeout: Duration) -> CallContext {
+    CallContext::with_timeout("isolation-test", timeout)
+}
+
+async fn scan(
+    driver: &Arc<dyn Driver>,
+    behaviour: &str,
+    timeout: Duration,
+) -> southbound_sdk::DriverResult<ProviderScan> {
+    driver
+        .scan_provider(ctx(timeout), &provider(behaviour, ""))
+        .await
+}
+
+/// Waits until the driver has a live worker other than `old_pid`.
+async fn wait_for_new_worker(driver: &Arc<dyn Driver>, old_pid: Option<u32>) -> u32 {
+    let started = Instant::now();
+    loop {
+        if let (DriverStatus::Ready, Some(pid)) = (driver.status(), driver.worker_pid()) {
+            if Some(pid) != old_pid {
+                return pid;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no new worker: {:?}",
+            driver.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn process_exists(pid: u32) -> bool {
+    // A zombie has no cmdline; it is dead for our purposes.
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+}
+
+async fn wait_gone(pid: u32) {
+    let started = Instant::now();
+    while process_exists(pid) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "process {pid} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Calls hello-driver in a loop until stopped; counts successes, fails on any error.
+fn keep_calling(
+    hello: Arc<dyn Driver>,
+    array: String,
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::SeqCst) {
+            let result = hello
+                .scan_provider(ctx(Duration::from_secs(10)), &provider(&array, "s3cret"))
+                .await;
+            assert!(result.is_ok(), "the well-behaved driver failed: {result:?}");
+            ok.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_misbehaviour_is_contained_and_the_worker_comes_back() {
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 4)
+        .to_string_lossy()
+        .into_owned();
+    let catalog = Catalog::load(plugins.path(), policy(quick_settings()))
+        .await
+        .unwrap();
+    let hello = catalog.driver("hello").unwrap();
+    let bad = catalog.driver("misbehaving").unwrap();
+    let host_pid = std::process::id();
+    let hello_pid = hello.worker_pid().expect("hello runs in a worker");
+    assert_ne!(hello_pid, host_pid);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let neighbour = keep_calling(
+        Arc::clone(&hello),
+        array.clone(),
+        Arc::clone(&stop),
+        Arc::clone(&ok),
+    );
+
+    // (behaviour, expected kind, text the error must contain, does the worker die?)
+    let cases: &[(&str, ErrorKind, &str, bool)] = &[
+        (
+            "panic",
+            ErrorKind::Panicked,
+            "misbehaving-driver was asked to panic",
+            false,
+        ),
+        (
+            "abort",
+            ErrorKind::Internal,
+            "killed by signal 6 (SIGABRT)",
+            true,
+        ),
+        (
+            "segfault",
+            ErrorKind::Internal,
+            "killed by signal 11 (SIGSEGV)",
+            true,
+        ),
+        ("exit", ErrorKind::Internal, "exited with code 3", true),
+        ("hang", ErrorKind::Timeout, "timed out after 2 s", true),
+        (
+            "allocate",
+            ErrorKind::Internal,
+            "ran out of memory (limit 256 MiB)",
+            true,
+        ),
+        ("sleep:30", ErrorKind::Timeout, "deadline", false),
+    ];
+    for &(behaviour, kind, text, dies) in cases {
+        let before = bad.worker_pid().expect("a worker");
+        let err = scan(&bad, behaviour, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, kind, "{behaviour}: {err}");
+        assert!(
+            err.message.contains(text),
+            "{behaviour}: '{err}' should name '{text}'"
+        );
+        let after = wait_for_new_worker(&bad, if dies { Some(before) } else { None }).await;
+        assert_eq!(
+            after != before,
+            dies,
+            "{behaviour}: worker replaced only when it died"
+        );
+        let back = scan(&bad, "ok", Duration::from_secs(10))
+            .await
+            .expect("the worker answers again");
+        assert_eq!(back.systems[0].native_id, "m-1");
+        assert_eq!(std::process::id(), host_pid, "the host is the same process");
+    }
+
+    // A driver that prints to stdout does not corrupt the channel.
+    let printed = scan(&bad, "print", Duration::from_secs(10))
+        .await
+        .expect("prints are only logs");
+    assert_eq!(printed.systems[0].native_id, "m-1");
+
+    stop.store(true, Ordering::SeqCst);
+    neighbour.await.expect("the neighbour never failed");
+    assert!(
+        ok.load(Ordering::SeqCst) > 10,
+        "the neighbour kept answering"
+    );
+    assert_eq!(
+        hello.worker_pid(),
+        Some(hello_pid),
+        "the neighbour's worker never restarted"
+    );
+    catalog.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crash_loop_quarantines_the_driver_until_it_is_replaced() {
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    let settings = DriverSettings {
+        crash_loop_limit: 3,
+        crash_loop_window: Duration::from_secs(60),
+        ..quick_settings()
+    };
+    let catalog = Catalog::load(plugins.path(), policy(settings))
+        .await
+        .unwrap();
+    let bad = catalog.driver("misbehaving").unwrap();
+    for _ in 0..3 {
+        if let Some(pid) = bad.worker_pid() {
+            let _ = scan(&bad, "segfault", Duration::from_secs(10)).await;
+            wait_gone(pid).await;
+        }
+        // Wait for the restart (or the quarantine).
+        let started = Instant::now();
+        while matches!(bad.status(), DriverStatus::Restarting { .. })
+            && started.elapsed() < Duration::from_secs(10)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let DriverStatus::Quarantined { reason } = bad.status() else {
+        panic!("expected quarantine, got {:?}", bad.status());
+    };
+    assert!(
+        reason.contains("died 3 times") && reason.contains("SIGSEGV"),
+        "{reason}"
+    );
+    let err = scan(&bad, "ok", Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert!(
+        err.message.contains("quarantined") && !err.retryable,
+        "{err}"
+    );
+    let entry = catalog
+        .entries()
+        .into_iter()
+        .find(|e| e.path.ends_with("libmisbehaving_driver.so"))
+        .unwrap();
+    assert!(
+        matches!(&entry.status, PluginStatus::Quarantined { reason, .. } if reason.contains("SIGSEGV"))
+    );
+    let listed = serde_json::to_value(&entry).unwrap();
+    assert_eq!(listed["status"], "quarantined");
+
+    // The other driver was never affected.
+    let hello = catalog.driver("hello").unwrap();
+    assert_eq!(hello.status(), DriverStatus::Ready);
+
+    // Replacing the file lifts the quarantine.
+    replace_file(
+        &support::plugin_path("upgraded-driver"),
+        &plugins.path().join("libmisbehaving_driver.so"),
+    );
+    catalog.rescan().await.unwrap();
+    let fixed = catalog.driver("misbehaving").unwrap();
+    assert_eq!(fixed.status(), DriverStatus::Ready);
+    assert_eq!(
+        scan(&fixed, "ok", Duration::from_secs(10))
+            .await
+            .unwrap()
+            .details
+            .provider_version,
+        "0.4.0"
+    );
+    catalog.shutdown().await;
+}
+
+/// Installs `source` at `target` the way a deployment does: write beside it, rename over it.
+fn replace_file(source: &Path, target: &Path) {
+    let staging = target.with_extension("so.new");
+    std::fs::copy(source, &staging).unwrap();
+    std::fs::rename(&staging, target).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_a_driver_file_and_rescanning_upgrades_it_after_its_calls_finish() {
+    let plugins = support::plugins_dir(&["misbehaving-driver"]);
+    let catalog = Catalog::load(plugins.path(), policy(quick_settings()))
+        .await
+        .unwrap();
+    let old = catalog.driver("misbehaving").unwrap();
+    let old_pid = old.worker_pid().unwrap();
+    assert_eq!(
+        scan(&old, "ok", Duration::from_secs(10))
+            .await
+            .unwrap()
+            .details
+            .provider_version,
+        "0.3.1"
+    );
+
+    // A call in flight on the old version while the file is replaced.
+    let in_flight = {
+        let old = Arc::clone(&old);
+        tokio::spawn(async move { scan(&old, "sleep:1", Duration::from_secs(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    replace_file(
+        &support::plugin_path("upgraded-driver"),
+        &plugins.path().join("libmisbehaving_driver.so"),
+    );
+    let changes = catalog.rescan().await.unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.contains("upgraded misbehaving-driver 0.3.1 -> misbehaving-driver 0.4.0")),
+        "{changes:?}"
+    );
+
+    let new = catalog.driver("misbehaving").unwrap();
+    assert_eq!(new.info().version, "0.4.0");
+    assert_eq!(
+        scan(&new, "ok", Duration::from_secs(10))
+            .await
+            .unwrap()
+            .details
+            .provider_version,
+        "0.4.0"
+    );
+    assert_ne!(new.worker_pid(), Some(old_pid));
+    assert_eq!(
+        in_flight.await.unwrap().unwrap().details.provider_version,
+        "0.3.1",
+        "the old call finished on the old version"
+    );
+    wait_gone(old_pid).await;
+    assert!(
+        catalog.rescan().await.unwrap().is_empty(),
+        "nothing changed since"
+    );
+    catalog.shutdown().await;
+}
+
+#[tokio::test]
+async fn credentials_reach_the_worker_only_over_the_channel() {
+    let plugins = support::plugins_dir(&["hello-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 1);
+    let catalog = Catalog::load(plugins.path(), policy(quick_settings()))
+        .await
+        .unwrap();
+    let hello = catalog.driver("hello").unwrap();
+    hello
+        .scan_provider(
+            ctx(Duration::from_secs(10)),
+            &provider(array.to_str().unwrap(), "s3cret"),
+        )
+        .await
+        .unwrap();
+    let pid = hello.worker_pid().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    for bytes in [&cmdline, &environ] {
+        assert!(!String::from_utf8_lossy(bytes).contains("s3cret"));
+    }
+    assert!(String::from_utf8_lossy(&cmdline).contains("__worker"));
+    catalog.shutdown().await;
+    wait_gone(pid).await;
+}
+
+#[tokio::test]
+async fn a_worker_speaking_another_protocol_is_refused_with_both_versions() {
+    let plugins = support::plugins_dir(&["hello-driver"]);
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake-worker");
+    std::fs::write(
+        &fake,
+        r#"#!/usr/bin/env bash
+msg='{"type":"ready","protocol":99,"sdk_version":"0.1.0","info":{}}'
+len=${#msg}
+printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((len>>24&255)) $((len>>16&255)) $((len>>8&255)) $((len&255)))" >&3
+printf '%s' "$msg" >&3
+sleep 30
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut policy = policy(quick_settings());
+    policy.worker_exe = fake;
+    let catalog = Catalog::load(plugins.path(), policy).await.unwrap();
+    let entries = catalog.entries();
+    let PluginStatus::Refused { reason } = &entries[0].status else {
+        panic!("{:?}", entries[0].status);
+    };
+    assert_eq!(
+        reason,
+        "the worker speaks channel protocol 99; this host speaks 1"
+    );
+}
+
+fn serve(plugins: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_southbound"))
+        .args(["serve", "--json", "--plugins"])
+        .arg(plugins)
+        .env("SOUTHBOUND_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads `serve --json`'s next driver list.
+fn next_listing(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> Vec<serde_json::Value> {
+    let line = lines.next().expect("serve printed a listing").unwrap();
+    serde_json::from_str::<Vec<serde_json::Value>>(&line).unwrap()
+}
+
+fn worker_pid_of(listing: &[serde_json::Value], name: &str) -> u32 {
+    let entry = listing.iter().find(|e| e["info"]["name"] == name).unwrap();
+    entry["worker_pid"].as_u64().unwrap() as u32
+}
+
+#[tokio::test]
+async fn killing_the_host_leaves_no_worker_running() {
+    use std::io::BufRead;
+    let plugins = support::plugins_dir(&["hello-driver", "scaleio-driver", "misbehaving-driver"]);
+    let mut host = serve(plugins.path());
+    let mut lines = std::io::BufReader::new(host.stdout.take().unwrap()).lines();
+    let listing = next_listing(&mut lines);
+    let workers: Vec<u32> = ["hello-driver", "scaleio-driver", "misbehaving-driver"]
+        .iter()
+        .map(|n| worker_pid_of(&listing, n))
+        .collect();
+    for &pid in &workers {
+        assert!(process_exists(pid));
+    }
+    host.kill().unwrap(); // SIGKILL: no chance to clean up
+    host.wait().unwrap();
+    for pid in workers {
+        wait_gone(pid).await;
+    }
+}
+
+#[tokio::test]
+async fn serve_upgrades_on_sighup_and_stops_workers_on_sigterm() {
+    use std::io::BufRead;
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    let mut host = serve(plugins.path());
+    let host_pid = host.id();
+    let mut lines = std::io::BufReader::new(host.stdout.take().unwrap()).lines();
+    let before = next_listing(&mut lines);
+    let old_worker = worker_pid_of(&before, "misbehaving-driver");
+    let hello_worker = worker_pid_of(&before, "hello-driver");
+
+    replace_file(
+        &support::plugin_path("upgraded-driver"),
+        &plugins.path().join("libmisbehaving_driver.so"),
+    );
+    // SAFETY: signals a child process this test started.
+    unsafe { libc::kill(host_pid as i32, libc::SIGHUP) };
+    let after = next_listing(&mut lines);
+    let upgraded = after
+        .iter()
+        .find(|e| e["info"]["name"] == "misbehaving-driver")
+        .unwrap();
+    assert_eq!(upgraded["info"]["version"], "0.4.0");
+    assert_ne!(worker_pid_of(&after, "misbehaving-driver"), old_worker);
+    assert_eq!(
+        worker_pid_of(&after, "hello-driver"),
+        hello_worker,
+        "untouched drivers keep their worker"
+    );
+    wait_gone(old_worker).await;
+    assert_eq!(host.try_wait().unwrap(), None, "same host process");
+
+    // SAFETY: as above.
+    unsafe { libc::kill(host_pid as i32, libc::SIGTERM) };
+    let status = host.wait().unwrap();
+    assert!(status.success(), "{status}");
+    for pid in [hello_worker, worker_pid_of(&after, "misbehaving-driver")] {
+        wait_gone(pid).await;
+    }
+}
