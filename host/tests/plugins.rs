@@ -277,7 +277,7 @@ async fn refusals_with(isolation: Isolation) {
     )
     .unwrap();
 
-    let catalog = support::catalog(plugins.path(), IN_PROCESS).await;
+    let catalog = support::catalog(plugins.path(), isolation).await;
     assert_eq!(
         catalog.entries().len(),
         5,

@@ -227,9 +227,13 @@ async fn bulk(State(state): State<AppState>, headers: HeaderMap) -> Response {
     ok_json(&render::bulk(&state.inventory(), state.config.api_version))
 }
 
-/// Splits `Type::id`.
-fn parse_object(object: &str) -> Option<(&str, &str)> {
-    object.split_once("::")
+/// Splits `Type::id` and checks the type is served.
+fn typed_object(object: &str) -> Result<(&str, &str), Response> {
+    let (type_name, id) = object
+        .split_once("::")
+        .ok_or_else(|| bad_request(&format!("Invalid instance {object}")))?;
+    check_type(type_name)?;
+    Ok((type_name, id))
 }
 
 fn check_type(type_name: &str) -> Result<(), Response> {
@@ -248,12 +252,10 @@ async fn instance(
     if let Err(denied) = authorize(&state, &headers) {
         return denied;
     }
-    let Some((type_name, id)) = parse_object(&object) else {
-        return bad_request(&format!("Invalid instance {object}"));
+    let (type_name, id) = match typed_object(&object) {
+        Ok(parsed) => parsed,
+        Err(e) => return e,
     };
-    if let Err(e) = check_type(type_name) {
-        return e;
-    }
     match render::instance(&state.inventory(), state.config.api_version, type_name, id) {
         Some(o) => ok_json(&o),
         None => not_found(),
@@ -268,12 +270,10 @@ async fn relationship(
     if let Err(denied) = authorize(&state, &headers) {
         return denied;
     }
-    let Some((type_name, id)) = parse_object(&object) else {
-        return bad_request(&format!("Invalid instance {object}"));
+    let (type_name, id) = match typed_object(&object) {
+        Ok(parsed) => parsed,
+        Err(e) => return e,
     };
-    if let Err(e) = check_type(type_name) {
-        return e;
-    }
     let inv = state.inventory();
     let version = state.config.api_version;
     if rel == "Statistics" {

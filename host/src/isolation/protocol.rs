@@ -68,8 +68,8 @@ pub enum HostMessage {
         id: u64,
         /// Deadline and request id.
         ctx: CallContext,
-        /// The call.
-        request: DriverRequest,
+        /// The call (boxed: it dwarfs the other message).
+        request: Box<DriverRequest>,
     },
     /// Finish the calls in flight, then exit.
     Shutdown,

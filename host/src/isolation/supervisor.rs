@@ -151,7 +151,11 @@ impl Worker {
         lock(&self.pending).insert(id, tx);
         let sent = write_frame_async(
             &mut *self.writer.lock().await,
-            &HostMessage::Call { id, ctx, request },
+            &HostMessage::Call {
+                id,
+                ctx,
+                request: Box::new(request),
+            },
         )
         .await;
         if let Err(e) = sent {

@@ -1,0 +1,113 @@
+//! What worker isolation costs:
+//! - `empty_call/<isolation>`: round trip of a call that does nothing
+//!   (misbehaving-driver's `discover_pools` with behaviour `ok`: no I/O, an
+//!   empty answer), in-process and through a worker;
+//! - `worker_start`: spawning a worker for hello-driver up to its handshake
+//!   (process start, library load, DriverInfo);
+//! - `restart_after_crash` (printed): from a call that segfaults the worker to
+//!   a new worker serving, with the restart backoff pinned to 1 ms (in
+//!   production the first restart waits 200 ms, doubling per crash up to 30 s).
+//!
+//! The in-process/worker ratio of a full ScaleIO discovery is in `benches/scaleio.rs`.
+//!
+//! Run: `cargo bench -p southbound-host --bench isolation`
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion};
+use southbound_host::isolation::Driver;
+use southbound_host::isolation::{
+    DriverExt, DriverSettings, DriverStatus, Isolation, WorkerDriver,
+};
+use southbound_host::plugins::{Catalog, IsolationPolicy};
+use southbound_sdk::{CallContext, StorageProvider, StorageSystem};
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut criterion = Criterion::default()
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(8))
+        .configure_from_args();
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    let ok = StorageProvider {
+        host: "ok".into(),
+        ..StorageProvider::default()
+    };
+    let system = StorageSystem::default();
+
+    let mut group = criterion.benchmark_group("empty_call");
+    for isolation in [Isolation::InProcess, Isolation::Worker] {
+        let catalog = runtime.block_on(support::catalog(plugins.path(), isolation));
+        let driver = catalog.driver("misbehaving").expect("driver");
+        group.bench_function(BenchmarkId::from_parameter(isolation), |b| {
+            b.iter(|| {
+                let ctx = CallContext::with_timeout("bench", Duration::from_secs(10));
+                let pools = runtime
+                    .block_on(driver.discover_pools(ctx, &ok, &system))
+                    .expect("empty call");
+                assert!(pools.is_empty());
+            })
+        });
+        runtime.block_on(catalog.shutdown());
+    }
+    group.finish();
+
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_southbound"));
+    let hello = plugins.path().join("libhello_driver.so");
+    criterion.bench_function("worker_start", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let driver = runtime
+                    .block_on(WorkerDriver::start(exe, &hello, DriverSettings::default()))
+                    .expect("worker starts");
+                total += start.elapsed();
+                runtime.block_on(driver.retire());
+            }
+            total
+        })
+    });
+
+    let mut policy = IsolationPolicy::new(Isolation::Worker).with_worker_exe(exe);
+    // Backoff pinned to 1 ms: consecutive crashes would otherwise double it
+    // (that escalation is the point in production, not what is measured here).
+    policy.defaults.restart_backoff = Duration::from_millis(1);
+    policy.defaults.restart_backoff_max = Duration::from_millis(1);
+    policy.defaults.crash_loop_limit = 1000;
+    let catalog = runtime
+        .block_on(Catalog::load(plugins.path(), policy))
+        .expect("catalog");
+    let bad = catalog.driver("misbehaving").expect("driver");
+    let segfault = StorageProvider {
+        host: "segfault".into(),
+        ..StorageProvider::default()
+    };
+    let mut restarts: Vec<Duration> = (0..15)
+        .map(|_| {
+            let old = bad.worker_pid();
+            let start = Instant::now();
+            let ctx = CallContext::with_timeout("bench", Duration::from_secs(10));
+            let _ = runtime.block_on(bad.scan_provider(ctx, &segfault));
+            while !(bad.status() == DriverStatus::Ready
+                && bad.worker_pid().is_some()
+                && bad.worker_pid() != old)
+            {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            start.elapsed()
+        })
+        .collect();
+    restarts.sort();
+    println!(
+        "restart_after_crash (15 crashes, 1 ms backoff): min {:?}  median {:?}  max {:?}",
+        restarts[0],
+        restarts[restarts.len() / 2],
+        restarts[restarts.len() - 1]
+    );
+    runtime.block_on(catalog.shutdown());
+    criterion.final_summary();
+}
