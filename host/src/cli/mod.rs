@@ -243,8 +243,32 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
     let catalog = load_catalog(config, &args.plugins).await?;
     print_entries(&catalog.entries(), args.json, false)?;
     tracing::info!(types = ?catalog.system_types(), "serving; SIGHUP rescans the plugins directory");
+    // Reprint the list when a driver's status changes (a restart, a quarantine).
+    let statuses = |catalog: &Catalog| -> Vec<String> {
+        catalog
+            .entries()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{:?}{:?}",
+                    e.worker_pid,
+                    serde_json::to_string(&e.status).unwrap_or_default()
+                )
+            })
+            .collect()
+    };
+    let mut last = statuses(&catalog);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
+            _ = tick.tick() => {
+                let now = statuses(&catalog);
+                if now != last {
+                    print_entries(&catalog.entries(), args.json, false)?;
+                    last = now;
+                }
+                continue;
+            }
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: rescanning the plugins directory");
                 match catalog.rescan().await {
@@ -253,6 +277,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
                     Err(e) => tracing::error!("rescan failed: {e}"),
                 }
                 print_entries(&catalog.entries(), args.json, false)?;
+                last = statuses(&catalog);
             }
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
