@@ -487,3 +487,50 @@ async fn serve_upgrades_on_sighup_and_stops_workers_on_sigterm() {
         wait_gone(pid).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_from_outside_fails_its_calls_with_the_cause() {
+    let plugins = support::plugins_dir(&["misbehaving-driver"]);
+    let settings = DriverSettings {
+        call_timeout: Duration::from_secs(60),
+        // No restart during the test: the state in between is what is checked.
+        restart_backoff: Duration::from_secs(30),
+        restart_backoff_max: Duration::from_secs(30),
+        ..quick_settings()
+    };
+    let catalog = Catalog::load(plugins.path(), policy(settings))
+        .await
+        .unwrap();
+    let bad = catalog.driver("misbehaving").unwrap();
+    let pid = bad.worker_pid().unwrap();
+    let in_flight = {
+        let bad = Arc::clone(&bad);
+        tokio::spawn(async move { scan(&bad, "sleep:20", Duration::from_secs(60)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SAFETY: kills the worker this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let err = in_flight.await.unwrap().unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::Internal,
+        "the cause, not a timeout: {err}"
+    );
+    assert!(
+        err.message.contains("killed by signal 9 (SIGKILL)"),
+        "{err}"
+    );
+    let DriverStatus::Restarting { last_crash } = bad.status() else {
+        panic!("{:?}", bad.status());
+    };
+    assert!(last_crash.contains("SIGKILL"), "{last_crash}");
+    let err = scan(&bad, "ok", Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    assert!(
+        err.message.contains("no worker was ready") && err.message.contains("SIGKILL"),
+        "{err}"
+    );
+    catalog.shutdown().await;
+}

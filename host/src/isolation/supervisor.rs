@@ -111,6 +111,17 @@ impl Worker {
         lock(&self.label).clone()
     }
 
+    /// The error of a call the worker died under: internal (a driver bug), or
+    /// unavailable when the host killed it for another call's sake.
+    fn death_error(&self, cause: &str, killed_by_host: bool) -> DriverError {
+        let message = format!("driver {}: worker (pid {}) {cause}", self.name(), self.pid);
+        if killed_by_host {
+            DriverError::unavailable(message)
+        } else {
+            DriverError::internal(message)
+        }
+    }
+
     fn is_alive(&self) -> bool {
         self.exit.borrow().is_none()
     }
@@ -149,6 +160,12 @@ impl Worker {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
+        let died = self.exit.borrow().clone();
+        if let Some(cause) = died {
+            // Died before the call was registered: the waiter will not answer it.
+            lock(&self.pending).remove(&id);
+            return Err(self.death_error(&cause, false));
+        }
         let sent = write_frame_async(
             &mut *self.writer.lock().await,
             &HostMessage::Call {
@@ -387,21 +404,13 @@ async fn spawn(
         if let Some(reason) = &killed_because {
             cause = format!("was killed by the host: {reason}");
         }
+        // Publish the exit before draining: a call registered after the drain
+        // sees the worker dead (see `Worker::call`), so none waits in vain.
+        let _ = exit_tx.send(Some(cause.clone()));
         let pending: Vec<_> = lock(&waiter.pending).drain().collect();
         for (_, reply) in pending {
-            let message = format!(
-                "driver {}: worker (pid {}) {cause}",
-                waiter.name(),
-                waiter.pid
-            );
-            let error = if killed_because.is_some() {
-                DriverError::unavailable(message)
-            } else {
-                DriverError::internal(message)
-            };
-            let _ = reply.send(Err(error));
+            let _ = reply.send(Err(waiter.death_error(&cause, killed_because.is_some())));
         }
-        let _ = exit_tx.send(Some(cause));
     });
 
     let handshake = tokio::time::timeout(

@@ -74,15 +74,25 @@ pub fn run(driver_file: &Path, channel_fd: i32) -> ExitCode {
                     .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
                 std::thread::spawn(move || {
                     let result = dispatch(&driver, &ctx, &request);
-                    let reply = WorkerMessage::Reply { id, result };
-                    if let Err(e) = write_frame(
-                        &mut *writer
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner),
-                        &reply,
-                    ) {
+                    let mut channel = writer
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Err(e) = write_frame(&mut *channel, &WorkerMessage::Reply { id, result })
+                    {
                         eprintln!("southbound-driver ERROR worker cannot send reply {id}: {e}");
+                        // Too large to encode, say: answer with the reason rather than nothing.
+                        let error = southbound_sdk::DriverError::internal(format!(
+                            "the driver's answer cannot be sent to the host: {e}"
+                        ));
+                        let _ = write_frame(
+                            &mut *channel,
+                            &WorkerMessage::Reply {
+                                id,
+                                result: Err(error),
+                            },
+                        );
                     }
+                    drop(channel);
                     let (count, done) = &*in_flight;
                     *count
                         .lock()
