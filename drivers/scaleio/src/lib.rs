@@ -550,11 +550,6 @@ mod tests {
         sds.mdm_connection_state = Some("Disconnected".into());
         assert_eq!(sds_status(&sds), OperationalStatus::NOT_OK);
     }
-}
-
-#[cfg(test)]
-mod gateway_tests {
-    use super::*;
 
     #[test]
     fn a_ca_pem_without_certificates_is_invalid_input() {
@@ -567,5 +562,74 @@ mod gateway_tests {
         };
         let err = Gateway::new(&provider).err().expect("refused");
         assert_eq!(err.kind, southbound_sdk::ErrorKind::InvalidInput, "{err}");
+    }
+
+    /// A gateway answer with nulls, missing fields and fields this driver has
+    /// never heard of still maps, with the gaps reported as unknown.
+    #[test]
+    fn sparse_and_unknown_fields_are_tolerated() {
+        let bulk: api::Bulk = serde_json::from_value(serde_json::json!({
+            "System": {"id": "s1", "name": null, "systemVersionName": null, "brandNewField": {"x": 1}},
+            "protectionDomainList": [{"id": "pd1", "name": null}],
+            "storagePoolList": [{"id": "p1", "protectionDomainId": "pd1", "mediaType": null, "futureKnob": true}],
+            "sdsList": [{"id": "sds1", "protectionDomainId": "pd1", "ipList": null, "port": null}],
+            "sdcList": [{"id": "sdc1", "name": null, "sdcIp": null, "sdcGuid": null}],
+            "faultSetList": null,
+            "rfcacheDeviceList": null,
+            "someNewList": []
+        }))
+        .unwrap();
+        let snapshot = Snapshot {
+            api_version: "9.9".into(),
+            bulk,
+            pool_statistics: HashMap::new(),
+        };
+        let provider = StorageProvider {
+            host: "gw".into(),
+            port: 443,
+            ..StorageProvider::default()
+        };
+        let pd = &snapshot.bulk.protection_domain_list.as_ref().unwrap()[0];
+        let system = map_system(&snapshot, &provider, pd).unwrap();
+        assert_eq!(
+            (system.name.as_str(), system.model.as_str()),
+            ("pd1", "ScaleIO")
+        );
+        assert!(
+            !system.is_supported_version,
+            "no version: not claimed supported"
+        );
+
+        let pool = map_pool(
+            &snapshot,
+            &snapshot.bulk.storage_pool_list.as_ref().unwrap()[0],
+        );
+        assert_eq!((pool.total_capacity_kib, pool.free_capacity_kib), (0, 0));
+        assert_eq!(
+            pool.operational_status,
+            PoolOperationalStatus::NOT_READY,
+            "no statistics"
+        );
+        assert_eq!(pool.supported_drive_types.as_slice(), &[DriveType::UNKNOWN]);
+
+        let port = map_port(
+            &snapshot.bulk.sds_list.as_ref().unwrap()[0],
+            "pd1",
+            "net",
+            &HashMap::new(),
+        );
+        assert_eq!(
+            (port.ip_address.as_str(), port.tcp_port),
+            ("", ROption::RNone)
+        );
+        assert_eq!(port.operational_status, OperationalStatus::UNKNOWN);
+
+        let host = map_host(&snapshot.bulk.sdc_list.as_ref().unwrap()[0], "net");
+        assert_eq!(
+            (host.native_id.as_str(), host.host_name.as_str()),
+            ("sdc1", "sdc1")
+        );
+        assert_eq!(host.operational_status, OperationalStatus::UNKNOWN);
+        assert_eq!(host.os_type, HostOsType::OTHER);
     }
 }
