@@ -504,6 +504,23 @@ struct Supervisor {
     changed: Notify,
 }
 
+impl SupervisorState {
+    /// Why the worker died last: the current worker's exit if the supervisor
+    /// has not recorded it yet (it dies first, then the supervisor notices),
+    /// else the last recorded death.
+    fn last_death(&self) -> String {
+        let unrecorded = self.worker.as_ref().and_then(|w| {
+            w.exit
+                .borrow()
+                .as_ref()
+                .map(|cause| format!("worker (pid {}) {cause}", w.pid))
+        });
+        unrecorded
+            .or_else(|| self.last_crash.clone())
+            .unwrap_or_default()
+    }
+}
+
 impl Supervisor {
     /// Records a death; returns the quarantine reason if it makes a crash loop.
     fn record_crash(&self, cause: &str) -> Option<String> {
@@ -604,7 +621,7 @@ impl Supervisor {
                 }
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                let last = lock(&self.state).last_crash.clone().unwrap_or_default();
+                let last = lock(&self.state).last_death();
                 return Err(DriverError::unavailable(format!(
                     "driver {}: no worker was ready before the deadline (restarting after: {last})",
                     self.label
@@ -679,7 +696,7 @@ impl Driver for WorkerDriver {
             DriverStatus::Ready
         } else {
             DriverStatus::Restarting {
-                last_crash: state.last_crash.clone().unwrap_or_default(),
+                last_crash: state.last_death(),
             }
         }
     }
