@@ -22,7 +22,7 @@ use southbound_host::isolation::Driver;
 use southbound_host::isolation::{
     DriverExt, DriverSettings, DriverStatus, Isolation, WorkerDriver,
 };
-use southbound_host::plugins::{Catalog, IsolationPolicy};
+use southbound_host::plugins::Catalog;
 use southbound_sdk::{CallContext, StorageProvider, StorageSystem};
 
 fn main() {
@@ -72,7 +72,7 @@ fn main() {
         })
     });
 
-    let mut policy = IsolationPolicy::new(Isolation::Worker).with_worker_exe(exe);
+    let mut policy = support::policy(DriverSettings::default());
     // Backoff pinned to 1 ms: consecutive crashes would otherwise double it
     // (that escalation is the point in production, not what is measured here).
     policy.defaults.restart_backoff = Duration::from_millis(1);

@@ -10,16 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use southbound_host::isolation::{Driver, DriverExt, DriverSettings, DriverStatus, Isolation};
-use southbound_host::plugins::{Catalog, IsolationPolicy, PluginStatus};
+use southbound_host::isolation::{Driver, DriverExt, DriverSettings, DriverStatus};
+use southbound_host::plugins::{Catalog, PluginStatus};
 use southbound_sdk::{CallContext, ErrorKind, ProviderScan, Secret, StorageProvider};
-
-fn policy(settings: DriverSettings) -> IsolationPolicy {
-    let mut policy =
-        IsolationPolicy::new(Isolation::Worker).with_worker_exe(env!("CARGO_BIN_EXE_southbound"));
-    policy.defaults = settings;
-    policy
-}
 
 fn quick_settings() -> DriverSettings {
     DriverSettings {
@@ -116,7 +109,7 @@ async fn every_misbehaviour_is_contained_and_the_worker_comes_back() {
     let array = support::hello_array(data.path(), 4)
         .to_string_lossy()
         .into_owned();
-    let catalog = Catalog::load(plugins.path(), policy(quick_settings()))
+    let catalog = Catalog::load(plugins.path(), support::policy(quick_settings()))
         .await
         .unwrap();
     let hello = catalog.driver("hello").unwrap();
@@ -215,7 +208,7 @@ async fn a_crash_loop_quarantines_the_driver_until_it_is_replaced() {
         crash_loop_window: Duration::from_secs(60),
         ..quick_settings()
     };
-    let catalog = Catalog::load(plugins.path(), policy(settings))
+    let catalog = Catalog::load(plugins.path(), support::policy(settings))
         .await
         .unwrap();
     let bad = catalog.driver("misbehaving").unwrap();
@@ -289,7 +282,7 @@ fn replace_file(source: &Path, target: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replacing_a_driver_file_and_rescanning_upgrades_it_after_its_calls_finish() {
     let plugins = support::plugins_dir(&["misbehaving-driver"]);
-    let catalog = Catalog::load(plugins.path(), policy(quick_settings()))
+    let catalog = Catalog::load(plugins.path(), support::policy(quick_settings()))
         .await
         .unwrap();
     let old = catalog.driver("misbehaving").unwrap();
@@ -350,7 +343,7 @@ async fn credentials_reach_the_worker_only_over_the_channel() {
     let plugins = support::plugins_dir(&["hello-driver"]);
     let data = tempfile::tempdir().unwrap();
     let array = support::hello_array(data.path(), 1);
-    let catalog = Catalog::load(plugins.path(), policy(quick_settings()))
+    let catalog = Catalog::load(plugins.path(), support::policy(quick_settings()))
         .await
         .unwrap();
     let hello = catalog.driver("hello").unwrap();
@@ -389,7 +382,7 @@ sleep 30
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut policy = policy(quick_settings());
+    let mut policy = support::policy(quick_settings());
     policy.worker_exe = fake;
     let catalog = Catalog::load(plugins.path(), policy).await.unwrap();
     let entries = catalog.entries();
@@ -498,7 +491,7 @@ async fn a_worker_killed_from_outside_fails_its_calls_with_the_cause() {
         restart_backoff_max: Duration::from_secs(30),
         ..quick_settings()
     };
-    let catalog = Catalog::load(plugins.path(), policy(settings))
+    let catalog = Catalog::load(plugins.path(), support::policy(settings))
         .await
         .unwrap();
     let bad = catalog.driver("misbehaving").unwrap();

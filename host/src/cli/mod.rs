@@ -152,26 +152,33 @@ pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Drivers(DriversCommand::List(args)) => {
-            let catalog = load_catalog(&config, &args.plugins).await?;
-            let printed = print_entries(&catalog.entries(), args.json, true);
-            catalog.shutdown().await;
-            printed
+            with_catalog(&config, &args.plugins, async |c| {
+                print_entries(&c.entries(), args.json, true)
+            })
+            .await
         }
         Command::Probe(args) => {
-            let catalog = load_catalog(&config, &args.plugins).await?;
-            let result = probe(&catalog, &args).await;
-            catalog.shutdown().await;
-            result
+            with_catalog(&config, &args.plugins, async |c| probe(c, &args).await).await
         }
         Command::Demo(args) => {
-            let catalog = load_catalog(&config, &args.plugins).await?;
-            let result = demo(&catalog, &args).await;
-            catalog.shutdown().await;
-            result
+            with_catalog(&config, &args.plugins, async |c| demo(c, &args).await).await
         }
         Command::Serve(args) => serve(&config, &args).await,
         Command::Worker(_) => bail!("the worker mode runs before the async runtime starts"),
     }
+}
+
+/// Loads the catalog, runs `command` with it, then stops the drivers (workers
+/// get their grace period) whether the command succeeded or not.
+async fn with_catalog(
+    config: &Config,
+    plugins: &PluginsArg,
+    command: impl AsyncFnOnce(&Catalog) -> Result<()>,
+) -> Result<()> {
+    let catalog = load_catalog(config, plugins).await?;
+    let result = command(&catalog).await;
+    catalog.shutdown().await;
+    result
 }
 
 async fn load_catalog(config: &Config, plugins: &PluginsArg) -> Result<Catalog> {

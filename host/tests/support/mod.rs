@@ -80,15 +80,27 @@ pub fn plugins_dir(crates: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-/// Loads a plugins directory with the given isolation; workers are the
-/// `southbound` binary built for these tests.
+/// A policy with `settings` for every driver; workers are the `southbound`
+/// binary built for these tests.
+pub fn policy(
+    settings: southbound_host::isolation::DriverSettings,
+) -> southbound_host::plugins::IsolationPolicy {
+    let mut policy = southbound_host::plugins::IsolationPolicy::new(settings.isolation)
+        .with_worker_exe(env!("CARGO_BIN_EXE_southbound"));
+    policy.defaults = settings;
+    policy
+}
+
+/// Loads a plugins directory with the given isolation and default settings.
 pub async fn catalog(
     dir: &Path,
     isolation: southbound_host::isolation::Isolation,
 ) -> southbound_host::plugins::Catalog {
-    let policy = southbound_host::plugins::IsolationPolicy::new(isolation)
-        .with_worker_exe(env!("CARGO_BIN_EXE_southbound"));
-    southbound_host::plugins::Catalog::load(dir, policy)
+    let settings = southbound_host::isolation::DriverSettings {
+        isolation,
+        ..Default::default()
+    };
+    southbound_host::plugins::Catalog::load(dir, policy(settings))
         .await
         .expect("catalog loads")
 }
