@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The main job: build the host and the shipped drivers, stage the shipped
-# drivers (never test fixtures) in a plugins directory, start the ScaleIO
-# gateway simulator and discover it through the ScaleIO driver.
-# Extra arguments go to `southbound demo` (e.g. --api-version 4.5 --topology large).
+# The main job: build the host (with the `demo` feature, which links the
+# ScaleIO gateway simulator) and the shipped drivers, stage the shipped
+# drivers (never test fixtures) in a plugins directory, then run
+# `southbound demo`: a host serving on a fresh SQLite data directory, the
+# simulator registered as a provider, scanned, discovered, and the inventory
+# printed; it keeps serving until Ctrl-C.
+# Extra arguments go to `southbound demo` (e.g. --once, --api-version 4.5 --topology large).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --quiet -p southbound-host -p hello-driver -p scaleio-driver
+cargo build --quiet -p southbound-host --features demo
+cargo build --quiet -p hello-driver -p scaleio-driver
 
 plugins=target/demo-plugins
 rm -rf "$plugins"

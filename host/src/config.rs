@@ -13,6 +13,19 @@
 //!
 //! [drivers."scaleio-driver"]  # one driver, by name; unset keys inherit [isolation]
 //! call_timeout_secs = 600
+//!
+//! [server]
+//! listen = "127.0.0.1:8080"
+//! data_dir = "/var/lib/southbound"
+//! database_url = "postgres://southbound@db/southbound"
+//!
+//! [scheduler]
+//! discovery_interval_secs = 3600
+//! scan_interval_secs = 600
+//! min_discovery_interval_secs = 600
+//! min_scan_interval_secs = 60
+//! max_parallel_jobs = 4
+//! lease_secs = 60
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,7 +35,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::isolation::{DriverSettings, Isolation};
-use crate::plugins::IsolationPolicy;
+use crate::service::ControllerSettings;
+use crate::catalog::IsolationPolicy;
 
 /// Default plugins directory, relative to the working directory.
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins";
@@ -40,6 +54,46 @@ pub struct Config {
     /// `[drivers."<name>"]`: how one driver runs.
     #[serde(default)]
     pub drivers: BTreeMap<String, DriverConfig>,
+    /// `[server]`: where `serve` listens and keeps its data.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[scheduler]`: discovery and scan periods, parallelism, leases.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address of the API (default 127.0.0.1:8080).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (default: SQLite in the data directory).
+    pub database_url: Option<String>,
+}
+
+/// `[scheduler]`; each key overrides one [`ControllerSettings`] default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Rediscovery period, seconds.
+    pub discovery_interval_secs: Option<u64>,
+    /// Provider scan period, seconds.
+    pub scan_interval_secs: Option<u64>,
+    /// Minimum time between two scheduled discoveries of a system, seconds.
+    pub min_discovery_interval_secs: Option<u64>,
+    /// Minimum time between two scheduled scans of a provider, seconds.
+    pub min_scan_interval_secs: Option<u64>,
+    /// Jobs one host runs at once.
+    pub max_parallel_jobs: Option<usize>,
+    /// Job lease, seconds.
+    pub lease_secs: Option<u64>,
+    /// How often to look for due work, milliseconds.
+    pub poll_interval_ms: Option<u64>,
+    /// Grace period for running jobs at shutdown, seconds.
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// `[isolation]`.
@@ -147,6 +201,40 @@ impl Config {
             policy.per_driver.insert(name.clone(), settings);
         }
         policy
+    }
+
+    /// Scheduling: `[scheduler]` over the defaults; driver calls of a
+    /// discovery get the drivers' default call timeout.
+    pub fn controller_settings(&self) -> ControllerSettings {
+        let mut settings = ControllerSettings::default();
+        let s = &self.scheduler;
+        let secs = Duration::from_secs;
+        if let Some(v) = s.discovery_interval_secs {
+            settings.discovery_interval = secs(v);
+        }
+        if let Some(v) = s.scan_interval_secs {
+            settings.scan_interval = secs(v);
+        }
+        if let Some(v) = s.min_discovery_interval_secs {
+            settings.min_discovery_interval = secs(v);
+        }
+        if let Some(v) = s.min_scan_interval_secs {
+            settings.min_scan_interval = secs(v);
+        }
+        if let Some(v) = s.max_parallel_jobs {
+            settings.max_parallel_jobs = v;
+        }
+        if let Some(v) = s.lease_secs {
+            settings.lease = secs(v);
+        }
+        if let Some(v) = s.poll_interval_ms {
+            settings.poll_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = s.shutdown_grace_secs {
+            settings.shutdown_grace = secs(v);
+        }
+        settings.call_timeout = self.isolation_policy(None).defaults.call_timeout;
+        settings
     }
 
     /// The plugins directory: `flag` if given, else the file's, else the default.

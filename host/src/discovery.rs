@@ -1,29 +1,26 @@
-//! One full discovery of a provider through a driver: scan, then for each
-//! system its details, pools, ports, host components and capability
-//! definitions. `probe` runs it without a database; the scheduled
-//! discovery builds on the same steps.
+//! The driver side of discovery: the calls, in CoprHD's order, and the
+//! object rules applied to their answers. No storage here: `probe` prints
+//! what these return, and the workflow (`service::workflow`) writes it.
+//!
+//! - [`scan_provider`]: which systems a provider manages.
+//! - [`discover_system`]: one system's details, pools, ports, host
+//!   components and capability definitions. Run per system, so one failing
+//!   system does not fail its siblings.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use southbound_sdk::{
-    CallContext, CapabilityDefinition, DriverError, StorageProvider, StorageSystem, SystemInventory,
+    CallContext, CapabilityDefinition, DriverError, ProviderScan, StorageProvider, StorageSystem,
+    SystemInventory,
 };
 
 use crate::isolation::{Driver, DriverExt};
-
-/// Everything one discovery found.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct DiscoveryReport {
-    /// Each system with its pools, ports and host components.
-    pub systems: Vec<SystemInventory>,
-    /// The capability definitions of all systems, once per uid.
-    pub capability_definitions: Vec<CapabilityDefinition>,
-}
+use crate::validation::{self, Problem};
 
 /// A failed step: which one, for which system, and the driver's error.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{step}{} failed: {error}", system.as_deref().map(|s| format!(" of system '{s}'")).unwrap_or_default())]
 pub struct DiscoveryError {
     /// The driver call that failed.
@@ -48,57 +45,149 @@ pub fn request_id(prefix: &str) -> String {
     )
 }
 
-/// Runs one full discovery. `call_timeout` bounds each driver call.
-pub async fn discover_provider(
+/// A scan that passed the rules.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanResult {
+    /// The provider's details and its valid systems.
+    pub scan: ProviderScan,
+    /// Systems dropped, and why.
+    pub problems: Vec<Problem>,
+}
+
+/// Scans a provider; systems that break a rule are dropped and reported.
+pub async fn scan_provider(
     driver: &dyn Driver,
     provider: &StorageProvider,
     call_timeout: Duration,
-) -> Result<DiscoveryReport, DiscoveryError> {
+) -> Result<ScanResult, DiscoveryError> {
+    let ctx = CallContext::with_timeout(request_id("scan"), call_timeout);
+    let mut scan = driver
+        .scan_provider(ctx, provider)
+        .await
+        .map_err(|error| DiscoveryError {
+            step: "scan_provider",
+            system: None,
+            error,
+        })?;
+    let problems = validation::check_scan(&driver.info().storage_system_types, &mut scan);
+    Ok(ScanResult { scan, problems })
+}
+
+/// One system's discovery, after the rules.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SystemDiscovery {
+    /// The system with its valid pools, ports and host components.
+    pub inventory: SystemInventory,
+    /// The capability definitions that apply to it (valid ones).
+    pub capability_definitions: Vec<CapabilityDefinition>,
+    /// Objects dropped, and why.
+    pub problems: Vec<Problem>,
+}
+
+/// Discovers one system found by a scan: details, pools, ports, host
+/// components, capability definitions (each call bounded by
+/// `call_timeout`), then applies the rules.
+pub async fn discover_system(
+    driver: &dyn Driver,
+    provider: &StorageProvider,
+    scanned: &StorageSystem,
+    call_timeout: Duration,
+) -> Result<SystemDiscovery, DiscoveryError> {
     let ctx = || CallContext::with_timeout(request_id("discovery"), call_timeout);
-    let fail = |step, system: Option<&StorageSystem>| {
-        let system = system.map(|s| s.native_id.to_string());
+    let fail = |step, system: &StorageSystem| {
+        let system = Some(system.native_id.to_string());
         move |error| DiscoveryError {
             step,
             system,
             error,
         }
     };
-
-    let scan = driver
-        .scan_provider(ctx(), provider)
+    let mut system = driver
+        .discover_system(ctx(), provider, scanned)
         .await
-        .map_err(fail("scan_provider", None))?;
-    let mut report = DiscoveryReport::default();
-    for scanned in &scan.systems {
-        let system = driver
-            .discover_system(ctx(), provider, scanned)
-            .await
-            .map_err(fail("discover_system", Some(scanned)))?;
-        let pools = driver
-            .discover_pools(ctx(), provider, &system)
-            .await
-            .map_err(fail("discover_pools", Some(&system)))?;
-        let mut ports = driver
-            .discover_ports(ctx(), provider, &system)
-            .await
-            .map_err(fail("discover_ports", Some(&system)))?;
-        // CoprHD skips ports without a network id; so do we, loudly.
-        ports.retain(|port| {
-            let keep = !port.port_network_id.trim().is_empty();
-            if !keep {
-                tracing::warn!(system = %system.native_id, port = %port.native_id, "port has no port_network_id; skipped");
-            }
-            keep
-        });
-        let host_components = driver
-            .discover_host_components(ctx(), provider, &system)
-            .await
-            .map_err(fail("discover_host_components", Some(&system)))?;
-        let definitions = driver
-            .capability_definitions(ctx(), provider, &system)
-            .await
-            .map_err(fail("capability_definitions", Some(&system)))?;
-        for definition in definitions {
+        .map_err(fail("discover_system", scanned))?;
+    if system.native_id != scanned.native_id {
+        return Err(fail("discover_system", scanned)(DriverError::protocol(
+            format!(
+                "asked for system '{}', the driver answered with system '{}'",
+                scanned.native_id, system.native_id
+            ),
+        )));
+    }
+    if system.system_type.is_empty() {
+        system.system_type = scanned.system_type.clone();
+    }
+    let pools = driver
+        .discover_pools(ctx(), provider, &system)
+        .await
+        .map_err(fail("discover_pools", &system))?;
+    let ports = driver
+        .discover_ports(ctx(), provider, &system)
+        .await
+        .map_err(fail("discover_ports", &system))?;
+    let host_components = driver
+        .discover_host_components(ctx(), provider, &system)
+        .await
+        .map_err(fail("discover_host_components", &system))?;
+    let mut capability_definitions: Vec<CapabilityDefinition> = driver
+        .capability_definitions(ctx(), provider, &system)
+        .await
+        .map_err(fail("capability_definitions", &system))?
+        .into_iter()
+        .collect();
+    // Definitions the driver declared in its info count as declared too.
+    for declared in &driver.info().capability_definitions {
+        if !capability_definitions.iter().any(|d| d.uid == declared.uid) {
+            capability_definitions.push(declared.clone());
+        }
+    }
+    let mut problems = validation::check_definitions(&mut capability_definitions);
+    let mut inventory = SystemInventory {
+        system,
+        pools,
+        ports,
+        host_components,
+    };
+    problems.extend(validation::check_inventory(
+        &mut inventory,
+        &capability_definitions,
+    ));
+    for problem in &problems {
+        tracing::warn!(driver = %driver.info().name, "{problem}");
+    }
+    Ok(SystemDiscovery {
+        inventory,
+        capability_definitions,
+        problems,
+    })
+}
+
+/// Everything a one-shot discovery (`probe`) found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DiscoveryReport {
+    /// Each system with its pools, ports and host components.
+    pub systems: Vec<SystemInventory>,
+    /// The capability definitions of all systems, once per uid.
+    pub capability_definitions: Vec<CapabilityDefinition>,
+    /// Objects the rules dropped, and why.
+    pub problems: Vec<Problem>,
+}
+
+/// A full discovery without a database: scan, then each system in turn.
+/// Stops at the first failing call.
+pub async fn discover_provider(
+    driver: &dyn Driver,
+    provider: &StorageProvider,
+    call_timeout: Duration,
+) -> Result<DiscoveryReport, DiscoveryError> {
+    let scanned = scan_provider(driver, provider, call_timeout).await?;
+    let mut report = DiscoveryReport {
+        problems: scanned.problems,
+        ..Default::default()
+    };
+    for system in &scanned.scan.systems {
+        let found = discover_system(driver, provider, system, call_timeout).await?;
+        for definition in found.capability_definitions {
             if !report
                 .capability_definitions
                 .iter()
@@ -107,12 +196,8 @@ pub async fn discover_provider(
                 report.capability_definitions.push(definition);
             }
         }
-        report.systems.push(SystemInventory {
-            system,
-            pools,
-            ports,
-            host_components,
-        });
+        report.problems.extend(found.problems);
+        report.systems.push(found.inventory);
     }
     Ok(report)
 }

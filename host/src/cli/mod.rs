@@ -1,5 +1,11 @@
-//! The `southbound` command line.
+//! The `southbound` command line: argument parsing and dispatch. Local
+//! commands (`drivers list`, `probe`) load drivers themselves; `serve` and
+//! `demo` run a host; client commands talk to a running host over the REST
+//! API. Rendering lives in `render`; decisions in the service layer.
 
+mod client_commands;
+mod host_commands;
+mod render;
 mod table;
 
 use std::path::{Path, PathBuf};
@@ -7,13 +13,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use southbound_sdk::{ROption, RString, Secret, StorageProvider, SystemInventory};
+use southbound_sdk::{ROption, RString, Secret, StorageProvider};
 
+use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::discovery::{discover_provider, DiscoveryReport};
+use crate::discovery::discover_provider;
 use crate::isolation::Isolation;
-use crate::plugins::{Catalog, PluginEntry, PluginStatus};
-use table::Table;
+
+pub use client_commands::ClientArgs;
+pub use host_commands::{DemoArgs, ServeArgs};
 
 /// Southbound: storage drivers, discovered storage.
 #[derive(Debug, Parser)]
@@ -35,24 +43,32 @@ pub enum Command {
     Drivers(DriversCommand),
     /// Run one full discovery of a storage provider through its driver, without a database.
     Probe(ProbeArgs),
-    /// Start a ScaleIO gateway simulator and discover it with the shipped ScaleIO driver.
-    Demo(DemoArgs),
-    /// Load the drivers and keep them running: SIGHUP rescans the plugins
-    /// directory (upgrading replaced drivers), SIGTERM or Ctrl-C stops.
+    /// Run the controller: drivers, database, scheduler and REST API.
     Serve(ServeArgs),
+    /// The main job: a ScaleIO simulator registered with a host serving in this process.
+    Demo(DemoArgs),
+    /// Storage providers of a running host.
+    #[command(subcommand)]
+    Providers(client_commands::ProvidersCommand),
+    /// Scan a provider (or every provider) now.
+    Scan(client_commands::ScanArgs),
+    /// Discover a storage system (or every system) now.
+    Discover(client_commands::DiscoverArgs),
+    /// Storage systems of a running host.
+    Systems(client_commands::SystemsArgs),
+    /// Storage pools of a system.
+    Pools(client_commands::ObjectsArgs),
+    /// Storage ports of a system.
+    Ports(client_commands::ObjectsArgs),
+    /// Hosts, each once, with the systems that report them.
+    Hosts(client_commands::HostsArgs),
+    /// The whole inventory, the way CoprHD's UI lists it.
+    Inventory(client_commands::InventoryArgs),
+    /// Tasks, or one task.
+    Tasks(client_commands::TasksArgs),
     /// Serve one driver over the worker channel (started by the host, not by hand).
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
-}
-
-/// `serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub plugins: PluginsArg,
-    /// Print the driver list as one JSON line (at start and after each rescan) instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `__worker`.
@@ -63,22 +79,6 @@ pub struct WorkerArgs {
     pub channel_fd: i32,
     /// The driver library to serve.
     pub driver_file: PathBuf,
-}
-
-/// `demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    #[command(flatten)]
-    pub plugins: PluginsArg,
-    /// Gateway API version the simulator speaks: 2.6, 3.6 or 4.5.
-    #[arg(long, default_value = "3.6")]
-    pub api_version: scaleio_simulator::ApiVersion,
-    /// Simulator topology: small, large, or a topology file.
-    #[arg(long, default_value = "small")]
-    pub topology: String,
-    /// Print one JSON document instead of tables.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `drivers` subcommands.
@@ -153,19 +153,40 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Drivers(DriversCommand::List(args)) => {
             with_catalog(&config, &args.plugins, async |c| {
-                print_entries(&c.entries(), args.json, true)
+                print_json_or(args.json, &c.entries(), || render::drivers(&c.entries()))
             })
             .await
         }
         Command::Probe(args) => {
             with_catalog(&config, &args.plugins, async |c| probe(c, &args).await).await
         }
-        Command::Demo(args) => {
-            with_catalog(&config, &args.plugins, async |c| demo(c, &args).await).await
-        }
-        Command::Serve(args) => serve(&config, &args).await,
+        Command::Serve(args) => host_commands::serve(&config, &args).await,
+        Command::Demo(args) => host_commands::demo(&config, &args).await,
+        Command::Providers(command) => client_commands::providers(&config, command).await,
+        Command::Scan(args) => client_commands::scan(&config, args).await,
+        Command::Discover(args) => client_commands::discover(&config, args).await,
+        Command::Systems(args) => client_commands::systems(&config, args).await,
+        Command::Pools(args) => client_commands::pools(&config, args).await,
+        Command::Ports(args) => client_commands::ports(&config, args).await,
+        Command::Hosts(args) => client_commands::hosts(&config, args).await,
+        Command::Inventory(args) => client_commands::inventory(&config, args).await,
+        Command::Tasks(args) => client_commands::tasks(&config, args).await,
         Command::Worker(_) => bail!("the worker mode runs before the async runtime starts"),
     }
+}
+
+/// Prints `value` as pretty JSON, or the text `render` makes.
+fn print_json_or<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    render: impl FnOnce() -> String,
+) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", render());
+    }
+    Ok(())
 }
 
 /// Loads the catalog, runs `command` with it, then stops the drivers (workers
@@ -175,124 +196,11 @@ async fn with_catalog(
     plugins: &PluginsArg,
     command: impl AsyncFnOnce(&Catalog) -> Result<()>,
 ) -> Result<()> {
-    let catalog = load_catalog(config, plugins).await?;
+    let dir = config.plugins_dir(plugins.plugins.as_deref());
+    let catalog = Catalog::load(&dir, config.isolation_policy(plugins.isolation)).await?;
     let result = command(&catalog).await;
     catalog.shutdown().await;
     result
-}
-
-async fn load_catalog(config: &Config, plugins: &PluginsArg) -> Result<Catalog> {
-    let dir = config.plugins_dir(plugins.plugins.as_deref());
-    Ok(Catalog::load(&dir, config.isolation_policy(plugins.isolation)).await?)
-}
-
-fn print_entries(entries: &[PluginEntry], json: bool, pretty: bool) -> Result<()> {
-    if json {
-        let text = if pretty {
-            serde_json::to_string_pretty(entries)?
-        } else {
-            serde_json::to_string(entries)?
-        };
-        println!("{text}");
-        return Ok(());
-    }
-    let mut table = Table::new(&[
-        "NAME",
-        "VERSION",
-        "SDK",
-        "TYPES",
-        "ISOLATION",
-        "STATUS",
-        "FILE",
-        "SHA-256",
-    ]);
-    for entry in entries {
-        let isolation = match (entry.isolation, entry.worker_pid) {
-            (Some(i), Some(pid)) => format!("{i} (pid {pid})"),
-            (Some(i), None) => i.to_string(),
-            (None, _) => "-".into(),
-        };
-        let (info, status) = match &entry.status {
-            PluginStatus::Loaded { info } => (Some(info), "loaded".to_string()),
-            PluginStatus::Restarting { info, last_crash } => {
-                (Some(info), format!("restarting: {last_crash}"))
-            }
-            PluginStatus::Quarantined { info, reason } => {
-                (Some(info), format!("quarantined: {reason}"))
-            }
-            PluginStatus::Refused { reason } => (None, format!("refused: {reason}")),
-        };
-        let mut cells = match info {
-            Some(info) => vec![
-                info.name.to_string(),
-                info.version.to_string(),
-                info.sdk_version.to_string(),
-                join(info.storage_system_types.iter()),
-            ],
-            None => vec!["-".into(), "-".into(), "-".into(), "-".into()],
-        };
-        cells.extend([
-            isolation,
-            status,
-            entry.path.display().to_string(),
-            entry.sha256.clone(),
-        ]);
-        table.row(cells);
-    }
-    print!("{}", table.render());
-    Ok(())
-}
-
-async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let catalog = load_catalog(config, &args.plugins).await?;
-    print_entries(&catalog.entries(), args.json, false)?;
-    tracing::info!(types = ?catalog.system_types(), "serving; SIGHUP rescans the plugins directory");
-    // Reprint the list when a driver's status changes (a restart, a quarantine).
-    let statuses = |catalog: &Catalog| -> Vec<String> {
-        catalog
-            .entries()
-            .iter()
-            .map(|e| {
-                format!(
-                    "{:?}{:?}",
-                    e.worker_pid,
-                    serde_json::to_string(&e.status).unwrap_or_default()
-                )
-            })
-            .collect()
-    };
-    let mut last = statuses(&catalog);
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let now = statuses(&catalog);
-                if now != last {
-                    print_entries(&catalog.entries(), args.json, false)?;
-                    last = now;
-                }
-                continue;
-            }
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP: rescanning the plugins directory");
-                match catalog.rescan().await {
-                    Ok(changes) if changes.is_empty() => tracing::info!("rescan: nothing changed"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!("rescan failed: {e}"),
-                }
-                print_entries(&catalog.entries(), args.json, false)?;
-                last = statuses(&catalog);
-            }
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
-    }
-    tracing::info!("stopping: workers get their grace period");
-    catalog.shutdown().await;
-    Ok(())
 }
 
 async fn probe(catalog: &Catalog, args: &ProbeArgs) -> Result<()> {
@@ -308,97 +216,36 @@ async fn probe(catalog: &Catalog, args: &ProbeArgs) -> Result<()> {
             }
         );
     };
-    let provider = provider_from_args(args)?;
+    let provider = StorageProvider {
+        provider_type: RString::new(),
+        host: args.host.as_str().into(),
+        port: args.port,
+        username: args.username.as_str().into(),
+        password: match &args.password_file {
+            Some(path) => read_password(path)?,
+            None => Secret::default(),
+        },
+        use_ssl: !args.no_ssl,
+        ca_certificate_pem: match &args.ca_cert {
+            Some(path) => ROption::RSome(RString::from(read_pem(path)?)),
+            None => ROption::RNone,
+        },
+        insecure: args.insecure,
+        details: Default::default(),
+    };
     let report = discover_provider(
         driver.as_ref(),
         &provider,
         Duration::from_secs(args.timeout),
     )
     .await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", render_report(&report));
-    }
-    Ok(())
+    print_json_or(args.json, &report, || render::report(&report))
 }
 
-/// The demo: a ScaleIO simulator (HTTPS, its self-signed certificate pinned)
-/// discovered through the ScaleIO driver from the plugins directory.
-async fn demo(catalog: &Catalog, args: &DemoArgs) -> Result<()> {
-    use scaleio_simulator::{SimConfig, Simulator, TopologySpec};
-
-    let Some(driver) = catalog.driver("scaleio") else {
-        bail!("no driver serves storage system type 'scaleio': put libscaleio_driver.so in the plugins directory");
-    };
-    let sim = Simulator::start(SimConfig {
-        api_version: args.api_version,
-        topology: TopologySpec::named_or_file(&args.topology)?,
-        ..SimConfig::default()
-    })
-    .await?;
-    let provider = StorageProvider {
-        provider_type: "scaleioapi".into(),
-        host: sim.addr().ip().to_string().into(),
-        port: sim.addr().port(),
-        username: scaleio_simulator::DEFAULT_USERNAME.into(),
-        password: Secret::new(scaleio_simulator::DEFAULT_PASSWORD),
-        use_ssl: true,
-        ca_certificate_pem: sim.cert_pem().map(RString::from).into(),
-        insecure: false,
-        details: Default::default(),
-    };
-    let report = discover_provider(driver.as_ref(), &provider, Duration::from_secs(60)).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    let stats = sim.state().stats();
-    println!(
-        "ScaleIO gateway simulator at {} (API {}, {} topology, certificate pinned)",
-        sim.base_url(),
-        args.api_version,
-        args.topology
-    );
-    println!(
-        "Discovered through {} {} ({}) with {} HTTP requests ({} login)\n",
-        driver.info().name,
-        driver.info().version,
-        match driver.worker_pid() {
-            Some(pid) => format!("worker pid {pid}"),
-            None => driver.isolation().to_string(),
-        },
-        stats.requests_total,
-        stats.logins
-    );
-    print!("{}", render_report(&report));
-    Ok(())
-}
-
-fn provider_from_args(args: &ProbeArgs) -> Result<StorageProvider> {
-    let password = match &args.password_file {
-        Some(path) => read_password(path)?,
-        None => Secret::default(),
-    };
-    let ca_certificate_pem = match &args.ca_cert {
-        Some(path) => {
-            let pem = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
-            ROption::RSome(RString::from(pem))
-        }
-        None => ROption::RNone,
-    };
-    Ok(StorageProvider {
-        provider_type: RString::new(),
-        host: args.host.as_str().into(),
-        port: args.port,
-        username: args.username.as_str().into(),
-        password,
-        use_ssl: !args.no_ssl,
-        ca_certificate_pem,
-        insecure: args.insecure,
-        details: Default::default(),
-    })
+/// Reads a PEM file.
+fn read_pem(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read CA certificate {}", path.display()))
 }
 
 /// Reads a password file, dropping one trailing line ending.
@@ -410,152 +257,4 @@ pub fn read_password(path: &Path) -> Result<Secret> {
         .or_else(|| text.strip_suffix('\n'))
         .unwrap_or(&text);
     Ok(Secret::new(trimmed))
-}
-
-fn join<'a, S: AsRef<str> + 'a>(items: impl IntoIterator<Item = &'a S>) -> String {
-    items
-        .into_iter()
-        .map(|s| s.as_ref())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn list<T: std::fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// KiB to GB (GiB, as CoprHD's UI counts them), two decimals.
-fn gb(kib: u64) -> String {
-    format!("{:.2}", kib as f64 / (1024.0 * 1024.0))
-}
-
-fn opt<T: std::fmt::Display>(value: &ROption<T>) -> String {
-    value.as_ref().map(ToString::to_string).unwrap_or_default()
-}
-
-/// Renders a discovery report the way CoprHD's UI lists a discovered system
-/// (Physical Assets > Storage Systems, then its pools, ports and hosts).
-pub fn render_report(report: &DiscoveryReport) -> String {
-    let mut out = String::new();
-    let mut systems = Table::new(&[
-        "NAME",
-        "NATIVE ID",
-        "TYPE",
-        "SERIAL",
-        "MODEL",
-        "FIRMWARE",
-        "SUPPORTED",
-    ]);
-    for inv in &report.systems {
-        let s = &inv.system;
-        systems.row(vec![
-            s.name.to_string(),
-            s.native_id.to_string(),
-            s.system_type.to_string(),
-            s.serial_number.to_string(),
-            s.model.to_string(),
-            s.firmware_version.to_string(),
-            if s.is_supported_version { "yes" } else { "no" }.into(),
-        ]);
-    }
-    out.push_str(&format!(
-        "Storage systems ({})\n{}",
-        report.systems.len(),
-        systems.render()
-    ));
-    for inv in &report.systems {
-        out.push_str(&render_inventory(inv));
-    }
-    let mut caps = Table::new(&["UID", "CATEGORY", "PROPERTIES"]);
-    for d in &report.capability_definitions {
-        caps.row(vec![
-            d.uid.to_string(),
-            d.category.to_string(),
-            join(d.property_names.iter()),
-        ]);
-    }
-    out.push_str(&format!(
-        "\nCapability definitions ({})\n{}",
-        report.capability_definitions.len(),
-        caps.render()
-    ));
-    out
-}
-
-fn render_inventory(inv: &SystemInventory) -> String {
-    let name = if inv.system.name.is_empty() {
-        &inv.system.native_id
-    } else {
-        &inv.system.name
-    };
-    let mut pools = Table::new(&[
-        "NAME",
-        "NATIVE ID",
-        "TOTAL GB",
-        "FREE GB",
-        "SUBSCRIBED GB",
-        "PROVISIONING",
-        "DRIVE TYPES",
-        "STATUS",
-    ]);
-    for p in &inv.pools {
-        pools.row(vec![
-            p.name.to_string(),
-            p.native_id.to_string(),
-            gb(p.total_capacity_kib),
-            gb(p.free_capacity_kib),
-            gb(p.subscribed_capacity_kib),
-            p.resource_type.to_string(),
-            list(&p.supported_drive_types),
-            p.operational_status.to_string(),
-        ]);
-    }
-    let mut ports = Table::new(&[
-        "NAME",
-        "NETWORK ID",
-        "TRANSPORT",
-        "IP ADDRESS",
-        "TCP PORT",
-        "HA ZONE",
-        "STATUS",
-    ]);
-    for p in &inv.ports {
-        ports.row(vec![
-            p.name.to_string(),
-            p.port_network_id.to_string(),
-            p.transport_type.to_string(),
-            p.ip_address.to_string(),
-            opt(&p.tcp_port),
-            p.ha_zone.to_string(),
-            p.operational_status.to_string(),
-        ]);
-    }
-    let mut hosts = Table::new(&["HOST", "NATIVE ID", "OS", "INITIATORS", "STATUS"]);
-    for h in &inv.host_components {
-        let initiators: Vec<String> = h
-            .initiators
-            .iter()
-            .map(|i| format!("{} {}", i.protocol, i.port))
-            .collect();
-        hosts.row(vec![
-            h.host_name.to_string(),
-            h.native_id.to_string(),
-            h.os_type.to_string(),
-            initiators.join(", "),
-            h.operational_status.to_string(),
-        ]);
-    }
-    format!(
-        "\nStorage pools of {name} ({})\n{}\nStorage ports of {name} ({})\n{}\nHosts of {name} ({})\n{}",
-        inv.pools.len(),
-        pools.render(),
-        inv.ports.len(),
-        ports.render(),
-        inv.host_components.len(),
-        hosts.render()
-    )
 }

@@ -236,6 +236,13 @@ pub trait Driver: Send + Sync {
     /// Stops taking calls, lets the ones in flight finish, then releases the
     /// driver (a worker exits; an in-process library stays mapped).
     async fn retire(&self) {}
+
+    /// Waits for the next change of [`Driver::status`]; `false` once the
+    /// driver is retired (no more changes). Drivers whose status never
+    /// changes wait forever.
+    async fn status_changed(&self) -> bool {
+        std::future::pending().await
+    }
 }
 
 /// Typed calls on any [`Driver`].

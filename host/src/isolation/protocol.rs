@@ -46,8 +46,8 @@ pub enum WorkerMessage {
     Refused {
         /// The worker's [`PROTOCOL_VERSION`].
         protocol: u32,
-        /// Why, in one line.
-        reason: String,
+        /// Why.
+        reason: crate::loader::Refusal,
     },
     /// The answer to the call with this id.
     Reply {
@@ -159,7 +159,7 @@ mod tests {
             &mut buffer,
             &WorkerMessage::Refused {
                 protocol: PROTOCOL_VERSION,
-                reason: "no".into(),
+                reason: crate::loader::Refusal::NoRootModule,
             },
         )
         .unwrap();

@@ -36,6 +36,8 @@ use super::protocol::{
     read_frame_async, write_frame_async, HostMessage, WorkerMessage, PROTOCOL_VERSION,
     WORKER_CHANNEL_FD,
 };
+use crate::loader::Refusal;
+
 use super::{Driver, DriverRequest, DriverResponse, DriverSettings, DriverStatus, Isolation};
 
 /// How long past a call's deadline the host waits before killing the worker.
@@ -287,9 +289,9 @@ async fn spawn(
     path: &Path,
     settings: &DriverSettings,
     label: &str,
-) -> Result<(Arc<Worker>, DriverInfo), String> {
+) -> Result<(Arc<Worker>, DriverInfo), Refusal> {
     let (host_end, child_end) = std::os::unix::net::UnixStream::pair()
-        .map_err(|e| format!("cannot create the worker channel: {e}"))?;
+        .map_err(|e| worker_refusal(format!("cannot create the worker channel: {e}")))?;
     let child_fd = child_end.as_raw_fd();
     let parent = std::process::id() as libc::pid_t;
     let limit = settings.memory_limit_mib.saturating_mul(1024 * 1024) as libc::rlim_t;
@@ -332,7 +334,7 @@ async fn spawn(
     }
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start a worker ({}): {e}", exe.display()))?;
+        .map_err(|e| worker_refusal(format!("cannot start a worker ({}): {e}", exe.display())))?;
     drop(child_end);
     let pid = child.id().unwrap_or(0);
 
@@ -359,9 +361,9 @@ async fn spawn(
 
     host_end
         .set_nonblocking(true)
-        .map_err(|e| format!("cannot use the worker channel: {e}"))?;
+        .map_err(|e| worker_refusal(format!("cannot use the worker channel: {e}")))?;
     let stream = tokio::net::UnixStream::from_std(host_end)
-        .map_err(|e| format!("cannot use the worker channel: {e}"))?;
+        .map_err(|e| worker_refusal(format!("cannot use the worker channel: {e}")))?;
     let (mut reader, writer) = stream.into_split();
 
     let (kill_tx, kill_rx) = oneshot::channel::<String>();
@@ -426,15 +428,15 @@ async fn spawn(
         }))) => {
             if protocol != PROTOCOL_VERSION {
                 worker.kill("protocol mismatch".into());
-                return Err(format!(
+                return Err(worker_refusal(format!(
                     "the worker speaks channel protocol {protocol}; this host speaks {PROTOCOL_VERSION}"
-                ));
+                )));
             }
             if sdk_version != SDK_VERSION {
                 worker.kill("SDK mismatch".into());
-                return Err(format!(
+                return Err(worker_refusal(format!(
                     "the worker was built with southbound-sdk {sdk_version}; this host with {SDK_VERSION}"
-                ));
+                )));
             }
             *lock(&log_label) = info.name.to_string();
             info
@@ -445,18 +447,18 @@ async fn spawn(
         }
         Ok(Ok(Some(WorkerMessage::Reply { .. }))) => {
             worker.kill("protocol violation".into());
-            return Err("the worker answered before its handshake".into());
+            return Err(worker_refusal("the worker answered before its handshake".into()));
         }
         Ok(Ok(None)) | Ok(Err(_)) => {
             let cause = worker.exited().await;
-            return Err(format!("the worker {cause} while loading the driver"));
+            return Err(worker_refusal(format!("the worker {cause} while loading the driver")));
         }
         Err(_) => {
             worker.kill("handshake timeout".into());
-            return Err(format!(
+            return Err(worker_refusal(format!(
                 "the worker did not finish loading the driver within {} s",
                 seconds(settings.handshake_timeout)
-            ));
+            )));
         }
     };
 
@@ -631,6 +633,10 @@ impl Supervisor {
     }
 }
 
+fn worker_refusal(error: String) -> Refusal {
+    Refusal::Worker { error }
+}
+
 /// A driver running in a supervised worker process.
 pub struct WorkerDriver {
     info: DriverInfo,
@@ -641,7 +647,11 @@ impl WorkerDriver {
     /// Starts a worker for `path` (the `exe` binary in worker mode) and waits
     /// for its handshake. The error is the one-line reason the file cannot be
     /// served.
-    pub async fn start(exe: &Path, path: &Path, settings: DriverSettings) -> Result<Self, String> {
+    pub async fn start(
+        exe: &Path,
+        path: &Path,
+        settings: DriverSettings,
+    ) -> Result<Self, Refusal> {
         let file_label = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -707,6 +717,15 @@ impl Driver for WorkerDriver {
             .as_ref()
             .filter(|w| w.is_alive())
             .map(|w| w.pid)
+    }
+
+    async fn status_changed(&self) -> bool {
+        let changed = self.supervisor.changed.notified();
+        if lock(&self.supervisor.state).retired {
+            return false;
+        }
+        changed.await;
+        !lock(&self.supervisor.state).retired
     }
 
     async fn retire(&self) {

@@ -15,7 +15,7 @@ use southbound_sdk::SDK_VERSION;
 
 use super::dispatch;
 use super::protocol::{read_frame, write_frame, HostMessage, WorkerMessage, PROTOCOL_VERSION};
-use crate::plugins::load_library;
+use crate::loader::load_library;
 
 /// Exit code of a worker that refused its file.
 pub const EXIT_REFUSED: u8 = 2;

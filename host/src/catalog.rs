@@ -1,40 +1,27 @@
-//! The plugins directory: finding driver files, loading each on its own,
-//! refusing the bad ones with one clear reason, registering the good ones
-//! under the storage system types they serve, and replacing them when their
-//! file changes (rescan).
+//! The live set of drivers of one plugins directory: each file's outcome
+//! (loaded or refused), drivers by storage system type, rescans that upgrade
+//! replaced files, and a change notification ([`Catalog::subscribe`]) for
+//! whoever shows driver status.
 //!
 //! Invariants:
-//! - Each file is loaded with `lib_header_from_path(..).init_root_module()`,
-//!   never `RootModule::load_from_file` (which caches one module per type, so
-//!   every later file would silently be the first one). In worker isolation
-//!   that happens in the worker: the host never maps a driver library.
-//! - The SDK version is checked from the library header before anything in
-//!   the library runs beyond its static constructors.
-//! - Libraries are never unloaded (abi_stable leaks them on purpose), so an
-//!   in-process driver cannot be upgraded without restarting the host; a
-//!   worker driver is upgraded by starting a new worker and retiring the old
-//!   one once its calls in flight finish.
 //! - One type, one driver: the first file (in file-name order) that claims a
 //!   type keeps it; later claimants are refused as a whole.
+//! - An in-process driver cannot be upgraded without restarting the host
+//!   (libraries are never unloaded); a worker driver is upgraded by starting a
+//!   new worker and retiring the old one once its calls in flight finish.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use abi_stable::library::{lib_header_from_path, LibraryError};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use southbound_sdk::abi::{DriverBox, DriverModRef};
-use southbound_sdk::{sdk_compatibility, DriverInfo, SDK_VERSION};
+use southbound_sdk::DriverInfo;
+use tokio::sync::watch;
 
 use crate::isolation::{
     Driver, DriverSettings, DriverStatus, InProcessDriver, Isolation, WorkerDriver,
 };
-
-/// File extension of shared libraries on this platform.
-pub const LIBRARY_EXTENSION: &str = std::env::consts::DLL_EXTENSION;
+use crate::loader::{check_object_format, file_sha256, library_files, load_library, Refusal};
 
 /// Errors that stop the whole catalog from loading (a single bad file never does).
 #[derive(Debug, thiserror::Error)]
@@ -112,8 +99,10 @@ pub enum PluginStatus {
     },
     /// Not loaded.
     Refused {
+        /// Why (machine-readable `code`).
+        reason: Refusal,
         /// Why, in one line.
-        reason: String,
+        message: String,
     },
 }
 
@@ -136,7 +125,7 @@ pub struct PluginEntry {
 #[derive(Clone)]
 enum Outcome {
     Loaded(Arc<dyn Driver>),
-    Refused(String),
+    Refused(Refusal),
 }
 
 struct FileEntry {
@@ -157,6 +146,8 @@ pub struct Catalog {
     policy: IsolationPolicy,
     inner: Mutex<Inner>,
     rescan_lock: tokio::sync::Mutex<()>,
+    /// Bumped on every change of a file's outcome or a driver's status.
+    generation: Arc<watch::Sender<u64>>,
 }
 
 fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -174,13 +165,14 @@ impl Catalog {
             policy,
             inner: Mutex::new(Inner::default()),
             rescan_lock: tokio::sync::Mutex::new(()),
+            generation: Arc::new(watch::Sender::new(0)),
         };
         catalog.rescan().await?;
         Ok(catalog)
     }
 
     /// Starts a driver for `path` as the policy says.
-    async fn open(&self, path: &Path) -> Result<Arc<dyn Driver>, String> {
+    async fn open(&self, path: &Path) -> Result<Arc<dyn Driver>, Refusal> {
         let start = |settings: DriverSettings| async move {
             let driver: Arc<dyn Driver> = match settings.isolation {
                 Isolation::InProcess => {
@@ -193,7 +185,7 @@ impl Catalog {
                     Arc::new(WorkerDriver::start(&self.policy.worker_exe, path, settings).await?)
                 }
             };
-            Ok::<_, String>(driver)
+            Ok::<_, Refusal>(driver)
         };
         let driver = start(self.policy.defaults.clone()).await?;
         let wanted = self.policy.settings_for(&driver.info().name);
@@ -206,17 +198,21 @@ impl Catalog {
     }
 
     /// Registers `new` for the types it serves, replacing `old` (same file).
-    fn register(&self, new: &Arc<dyn Driver>, old: Option<&Arc<dyn Driver>>) -> Result<(), String> {
+    fn register(
+        &self,
+        new: &Arc<dyn Driver>,
+        old: Option<&Arc<dyn Driver>>,
+    ) -> Result<(), Refusal> {
         let mut inner = lock(&self.inner);
         let info = new.info();
         for system_type in &info.storage_system_types {
             if let Some(owner) = inner.by_type.get(system_type.as_str()) {
                 if !old.is_some_and(|old| Arc::ptr_eq(old, owner)) {
-                    return Err(format!(
-                        "storage system type '{system_type}' is already served by {} {}",
-                        owner.info().name,
-                        owner.info().version
-                    ));
+                    return Err(Refusal::TypeAlreadyServed {
+                        system_type: system_type.to_string(),
+                        owner: owner.info().name.to_string(),
+                        owner_version: owner.info().version.to_string(),
+                    });
                 }
             }
         }
@@ -237,7 +233,10 @@ impl Catalog {
     /// change.
     pub async fn rescan(&self) -> Result<Vec<String>, CatalogError> {
         let _one_at_a_time = self.rescan_lock.lock().await;
-        let files = library_files(&self.dir)?;
+        let files = library_files(&self.dir).map_err(|source| CatalogError::ReadDir {
+            path: self.dir.clone(),
+            source,
+        })?;
         let mut changes = Vec::new();
         for path in &files {
             let sha256 = file_sha256(path).unwrap_or_default();
@@ -299,18 +298,20 @@ impl Catalog {
                         new.info().version
                     );
                     tracing::info!("{line}");
+                    self.watch_status(new);
                     let old = Arc::clone(old);
                     tokio::spawn(async move { old.retire().await });
                     line
                 }
                 (Outcome::Loaded(new), None) => {
+                    self.watch_status(new);
                     let info = new.info();
                     tracing::info!(
                         file = %path.display(),
                         driver = %info.name,
                         version = %info.version,
                         isolation = %new.isolation(),
-                        pid = ?new.worker_pid(),
+                        pid = new.worker_pid().unwrap_or(0),
                         types = ?info.storage_system_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
                         "driver loaded"
                     );
@@ -351,7 +352,27 @@ impl Catalog {
                 tokio::spawn(async move { driver.retire().await });
             }
         }
+        if !changes.is_empty() {
+            self.generation.send_modify(|g| *g += 1);
+        }
         Ok(changes)
+    }
+
+    /// A receiver that changes whenever a file's outcome or a driver's
+    /// status changes (a load, an upgrade, a crash, a restart, a quarantine).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Bumps the generation whenever `driver`'s status changes, until it is retired.
+    fn watch_status(&self, driver: &Arc<dyn Driver>) {
+        let driver = Arc::clone(driver);
+        let generation = Arc::clone(&self.generation);
+        tokio::spawn(async move {
+            while driver.status_changed().await {
+                generation.send_modify(|g| *g += 1);
+            }
+        });
     }
 
     /// Every file seen, in load order, with its live status.
@@ -364,6 +385,7 @@ impl Catalog {
                     Outcome::Refused(reason) => (
                         PluginStatus::Refused {
                             reason: reason.clone(),
+                            message: reason.to_string(),
                         },
                         None,
                         None,
@@ -428,108 +450,3 @@ impl Catalog {
     }
 }
 
-/// The shared-library files of `dir`, sorted by file name. Other files are
-/// ignored (a README beside the drivers is fine).
-pub fn library_files(dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
-    let read_dir = fs::read_dir(dir).map_err(|source| CatalogError::ReadDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut files: Vec<PathBuf> = read_dir
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == LIBRARY_EXTENSION))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// Loads one driver library in this process and instantiates its driver.
-/// The error is the one-line refusal reason.
-pub fn load_library(path: &Path) -> Result<(DriverBox, DriverInfo), String> {
-    check_object_format(path)?;
-    let header = lib_header_from_path(path).map_err(|e| describe_library_error(&e))?;
-
-    // Our own version rule first, from the header alone, so the message names
-    // both versions (abi_stable's would only say "incompatible").
-    let library_version = header
-        .version_strings()
-        .parsed()
-        .map_err(|e| format!("its library header has no valid SDK version: {e}"))?;
-    let library_version = format!(
-        "{}.{}.{}",
-        library_version.major, library_version.minor, library_version.patch
-    );
-    sdk_compatibility(&library_version, SDK_VERSION).map_err(|e| e.to_string())?;
-
-    let module = header
-        .init_root_module::<DriverModRef>()
-        .map_err(|e| describe_library_error(&e))?;
-    let driver = (module.new())()
-        .into_result()
-        .map_err(|e| format!("the driver failed to start: {e}"))?;
-    let info = driver
-        .info()
-        .into_result()
-        .map_err(|e| format!("the driver failed to describe itself: {e}"))?;
-    info.validate()?;
-    if info.sdk_version.as_str() != library_version {
-        return Err(format!(
-            "the driver reports SDK {} but its library header says {library_version}",
-            info.sdk_version
-        ));
-    }
-    Ok((driver, info))
-}
-
-/// Refuses files that are not shared objects before `dlopen` sees them,
-/// for a clearer reason than the loader's.
-fn check_object_format(path: &Path) -> Result<(), String> {
-    let mut magic = [0u8; 4];
-    let read = fs::File::open(path)
-        .and_then(|mut f| f.read(&mut magic))
-        .map_err(|e| format!("cannot read the file: {e}"))?;
-    let expected: &[u8] = if cfg!(target_os = "linux") {
-        b"\x7fELF"
-    } else {
-        return Ok(());
-    };
-    if read < expected.len() || &magic[..expected.len()] != expected {
-        return Err("not a shared library (no ELF header)".into());
-    }
-    Ok(())
-}
-
-fn describe_library_error(error: &LibraryError) -> String {
-    match error {
-        LibraryError::OpenError { err, .. } => format!("cannot be opened as a shared library: {err}"),
-        LibraryError::GetSymbolError { .. } => {
-            "not a Southbound driver: the library exports no driver root module".into()
-        }
-        LibraryError::InvalidAbiHeader(_) => {
-            "built with an abi_stable version whose ABI this host does not speak".into()
-        }
-        LibraryError::IncompatibleVersionNumber {
-            expected_version,
-            actual_version,
-            ..
-        } => format!("built for southbound-sdk {actual_version}; this host runs southbound-sdk {expected_version}"),
-        LibraryError::AbiInstability(details) => {
-            // The layout dump runs to tens of kilobytes: debug log only.
-            tracing::debug!("ABI layout mismatch: {details}");
-            format!(
-                "its types do not match the layout of southbound-sdk {SDK_VERSION} \
-                 (rebuild it against this SDK; details with RUST_LOG=debug)"
-            )
-        }
-        other => format!("cannot be loaded: {other}"),
-    }
-}
-
-/// SHA-256 of a file, lower-case hex.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(format!("{:x}", hasher.finalize()))
-}

@@ -1,0 +1,401 @@
+//! Text rendering of what the CLI prints: tables the way CoprHD's UI lists
+//! storage (Physical Assets > Storage Systems, then pools, ports, hosts).
+//! Rendering only: the data comes from the service layer (through the API)
+//! or from a probe.
+
+use southbound_sdk::{ROption, StorageHostComponent, StoragePool, StoragePort, SystemInventory};
+
+use super::table::Table;
+use crate::catalog::{PluginEntry, PluginStatus};
+use crate::discovery::DiscoveryReport;
+use crate::service::InventoryView;
+use crate::store::{HostRecord, PoolRecord, PortRecord, ProviderRecord, SystemRecord, TaskRecord};
+use crate::validation::Problem;
+
+fn join<'a, S: AsRef<str> + 'a>(items: impl IntoIterator<Item = &'a S>) -> String {
+    items
+        .into_iter()
+        .map(|s| s.as_ref())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// KiB as GiB, two decimals.
+fn gib(kib: u64) -> String {
+    format!("{:.2}", kib as f64 / (1024.0 * 1024.0))
+}
+
+fn opt<T: std::fmt::Display>(value: &ROption<T>) -> String {
+    value.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SSZ`; `-` for none.
+pub fn time(ms: Option<i64>) -> String {
+    let Some(ms) = ms else { return "-".into() };
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The drivers of a plugins directory.
+pub fn drivers(entries: &[PluginEntry]) -> String {
+    let mut table = Table::new(&[
+        "NAME", "VERSION", "SDK", "TYPES", "ISOLATION", "STATUS", "FILE", "SHA-256",
+    ]);
+    for entry in entries {
+        let isolation = match (entry.isolation, entry.worker_pid) {
+            (Some(i), Some(pid)) => format!("{i} (pid {pid})"),
+            (Some(i), None) => i.to_string(),
+            (None, _) => "-".into(),
+        };
+        let (info, status) = match &entry.status {
+            PluginStatus::Loaded { info } => (Some(info), "loaded".to_string()),
+            PluginStatus::Restarting { info, last_crash } => {
+                (Some(info), format!("restarting: {last_crash}"))
+            }
+            PluginStatus::Quarantined { info, reason } => {
+                (Some(info), format!("quarantined: {reason}"))
+            }
+            PluginStatus::Refused { message, .. } => (None, format!("refused: {message}")),
+        };
+        let mut cells = match info {
+            Some(info) => vec![
+                info.name.to_string(),
+                info.version.to_string(),
+                info.sdk_version.to_string(),
+                join(info.storage_system_types.iter()),
+            ],
+            None => vec!["-".into(), "-".into(), "-".into(), "-".into()],
+        };
+        cells.extend([
+            isolation,
+            status,
+            entry.path.display().to_string(),
+            entry.sha256.clone(),
+        ]);
+        table.row(cells);
+    }
+    table.render()
+}
+
+fn pool_rows(table: &mut Table, pool: &StoragePool, status: &str) {
+    table.row(vec![
+        pool.name.to_string(),
+        pool.native_id.to_string(),
+        gib(pool.total_capacity_kib),
+        gib(pool.free_capacity_kib),
+        gib(pool.subscribed_capacity_kib),
+        pool.resource_type.to_string(),
+        list(&pool.supported_drive_types),
+        pool.operational_status.to_string(),
+        status.to_string(),
+    ]);
+}
+
+const POOL_HEADER: &[&str] = &[
+    "NAME",
+    "NATIVE ID",
+    "TOTAL GiB",
+    "FREE GiB",
+    "SUBSCRIBED GiB",
+    "PROVISIONING",
+    "DRIVE TYPES",
+    "STATUS",
+    "DISCOVERY",
+];
+
+fn port_rows(table: &mut Table, port: &StoragePort, status: &str) {
+    table.row(vec![
+        port.name.to_string(),
+        port.port_network_id.to_string(),
+        port.transport_type.to_string(),
+        port.ip_address.to_string(),
+        opt(&port.tcp_port),
+        port.ha_zone.to_string(),
+        port.operational_status.to_string(),
+        status.to_string(),
+    ]);
+}
+
+const PORT_HEADER: &[&str] = &[
+    "NAME",
+    "NETWORK ID",
+    "TRANSPORT",
+    "IP ADDRESS",
+    "TCP PORT",
+    "HA ZONE",
+    "STATUS",
+    "DISCOVERY",
+];
+
+fn initiators(host: &StorageHostComponent) -> String {
+    host.initiators
+        .iter()
+        .map(|i| format!("{} {}", i.protocol, i.port))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn problems(problems: &[Problem]) -> String {
+    if problems.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("\nInvalid objects, not written ({})\n", problems.len());
+    for p in problems {
+        out.push_str(&format!("  {p}\n"));
+    }
+    out
+}
+
+/// A probe's report.
+pub fn report(report: &DiscoveryReport) -> String {
+    let mut out = String::new();
+    let mut systems = Table::new(&[
+        "NAME", "NATIVE ID", "TYPE", "SERIAL", "MODEL", "FIRMWARE", "SUPPORTED",
+    ]);
+    for inv in &report.systems {
+        let s = &inv.system;
+        systems.row(vec![
+            s.name.to_string(),
+            s.native_id.to_string(),
+            s.system_type.to_string(),
+            s.serial_number.to_string(),
+            s.model.to_string(),
+            s.firmware_version.to_string(),
+            if s.is_supported_version { "yes" } else { "no" }.into(),
+        ]);
+    }
+    out.push_str(&format!(
+        "Storage systems ({})\n{}",
+        report.systems.len(),
+        systems.render()
+    ));
+    for inv in &report.systems {
+        out.push_str(&probed_inventory(inv));
+    }
+    let mut caps = Table::new(&["UID", "CATEGORY", "PROPERTIES"]);
+    for d in &report.capability_definitions {
+        caps.row(vec![
+            d.uid.to_string(),
+            d.category.to_string(),
+            join(d.property_names.iter()),
+        ]);
+    }
+    out.push_str(&format!(
+        "\nCapability definitions ({})\n{}",
+        report.capability_definitions.len(),
+        caps.render()
+    ));
+    out.push_str(&problems(&report.problems));
+    out
+}
+
+fn probed_inventory(inv: &SystemInventory) -> String {
+    let name = if inv.system.name.is_empty() {
+        &inv.system.native_id
+    } else {
+        &inv.system.name
+    };
+    let mut pools = Table::new(POOL_HEADER);
+    for p in &inv.pools {
+        pool_rows(&mut pools, p, "-");
+    }
+    let mut ports = Table::new(PORT_HEADER);
+    for p in &inv.ports {
+        port_rows(&mut ports, p, "-");
+    }
+    let mut hosts = Table::new(&["HOST", "NATIVE ID", "OS", "INITIATORS", "STATUS"]);
+    for h in &inv.host_components {
+        hosts.row(vec![
+            h.host_name.to_string(),
+            h.native_id.to_string(),
+            h.os_type.to_string(),
+            initiators(h),
+            h.operational_status.to_string(),
+        ]);
+    }
+    format!(
+        "\nStorage pools of {name} ({})\n{}\nStorage ports of {name} ({})\n{}\nHosts of {name} ({})\n{}",
+        inv.pools.len(),
+        pools.render(),
+        inv.ports.len(),
+        ports.render(),
+        inv.host_components.len(),
+        hosts.render()
+    )
+}
+
+/// Registered providers.
+pub fn providers(providers: &[ProviderRecord]) -> String {
+    let mut table = Table::new(&[
+        "NAME", "TYPE", "ADDRESS", "CONNECTION", "VERSION", "COMPATIBILITY", "LAST SCAN",
+        "NEXT SCAN", "ERROR", "ID",
+    ]);
+    for p in providers {
+        table.row(vec![
+            p.name.clone(),
+            p.system_type.clone(),
+            format!("{}:{}", p.host, p.port),
+            p.connection_status.clone(),
+            p.version.clone(),
+            p.compatibility.clone(),
+            time(p.last_scan_at),
+            time(p.next_scan_at),
+            p.last_scan_error.clone().unwrap_or_default(),
+            p.id.clone(),
+        ]);
+    }
+    table.render()
+}
+
+/// Storage systems.
+pub fn systems(systems: &[SystemRecord]) -> String {
+    let mut table = Table::new(&[
+        "NAME", "NATIVE GUID", "SERIAL", "MODEL", "FIRMWARE", "COMPATIBILITY", "REACHABLE",
+        "DISCOVERY", "LAST DISCOVERY", "NEXT DISCOVERY", "ERROR",
+    ]);
+    for s in systems {
+        table.row(vec![
+            s.name.clone(),
+            s.native_guid.clone(),
+            s.serial_number.clone(),
+            s.model.clone(),
+            s.firmware_version.clone(),
+            s.compatibility.clone(),
+            if s.reachable { "yes" } else { "no" }.into(),
+            s.discovery_status.clone(),
+            time(s.last_discovery_at),
+            time(s.next_discovery_at),
+            s.last_discovery_error.clone().unwrap_or_default(),
+        ]);
+    }
+    table.render()
+}
+
+/// A system's pools.
+pub fn pools(pools: &[PoolRecord], hide_not_visible: bool) -> String {
+    let mut table = Table::new(POOL_HEADER);
+    for p in pools.iter().filter(|p| !hide_not_visible || p.discovery_status == "VISIBLE") {
+        pool_rows(&mut table, &p.pool, &p.discovery_status);
+    }
+    table.render()
+}
+
+/// A system's ports.
+pub fn ports(ports: &[PortRecord], hide_not_visible: bool) -> String {
+    let mut table = Table::new(PORT_HEADER);
+    for p in ports.iter().filter(|p| !hide_not_visible || p.discovery_status == "VISIBLE") {
+        port_rows(&mut table, &p.port, &p.discovery_status);
+    }
+    table.render()
+}
+
+/// Hosts, each once, with the systems that report them.
+pub fn hosts(hosts: &[HostRecord]) -> String {
+    let mut table = Table::new(&["HOST", "NATIVE ID", "OS", "INITIATORS", "STATUS", "SYSTEMS"]);
+    for h in hosts {
+        let systems = h
+            .systems
+            .iter()
+            .map(|l| {
+                if l.discovery_status == "VISIBLE" {
+                    l.system_guid.clone()
+                } else {
+                    format!("{} (NOT_VISIBLE)", l.system_guid)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        table.row(vec![
+            h.host_name.clone(),
+            h.native_id.clone(),
+            h.host.os_type.to_string(),
+            initiators(&h.host),
+            h.host.operational_status.to_string(),
+            systems,
+        ]);
+    }
+    table.render()
+}
+
+/// Tasks.
+pub fn tasks(tasks: &[TaskRecord]) -> String {
+    let mut table = Table::new(&[
+        "ID", "OPERATION", "TARGET", "STATUS", "PROGRESS", "STARTED", "ENDED", "NODE", "MESSAGE",
+    ]);
+    for t in tasks {
+        table.row(vec![
+            t.id.clone(),
+            t.operation.clone(),
+            t.target_name.clone(),
+            t.status.clone(),
+            format!("{}%", t.progress),
+            time(t.started_at),
+            time(t.ended_at),
+            t.node.clone().unwrap_or_default(),
+            t.message.clone(),
+        ]);
+    }
+    table.render()
+}
+
+/// The whole inventory the way CoprHD's UI lists it, each host once.
+pub fn inventory(view: &InventoryView, hide_not_visible: bool) -> String {
+    let records: Vec<SystemRecord> = view.systems.iter().map(|s| s.system.clone()).collect();
+    let pool_count: usize = view.systems.iter().map(|s| s.pools.len()).sum();
+    let port_count: usize = view.systems.iter().map(|s| s.ports.len()).sum();
+    let mut out = format!(
+        "Inventory: {} providers, {} storage systems, {} pools, {} ports, {} hosts\n\n",
+        view.providers.len(),
+        view.systems.len(),
+        pool_count,
+        port_count,
+        view.hosts.len()
+    );
+    out.push_str(&format!(
+        "Storage providers ({})\n{}\nStorage systems ({})\n{}",
+        view.providers.len(),
+        providers(&view.providers),
+        records.len(),
+        systems(&records)
+    ));
+    for s in &view.systems {
+        let name = &s.system.name;
+        out.push_str(&format!(
+            "\nStorage pools of {name} ({})\n{}\nStorage ports of {name} ({})\n{}",
+            s.pools.len(),
+            pools(&s.pools, hide_not_visible),
+            s.ports.len(),
+            ports(&s.ports, hide_not_visible)
+        ));
+    }
+    out.push_str(&format!(
+        "\nHosts ({})\n{}",
+        view.hosts.len(),
+        hosts(&view.hosts)
+    ));
+    out
+}
