@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use southbound_host::isolation::{DriverExt, Isolation};
-use southbound_host::plugins::load_library;
+use southbound_host::loader::load_library;
 use southbound_sdk::{CallContext, Secret, StorageProvider, StorageSystem};
 
 /// Loads `LOADS` fresh copies of hello-driver and prints min / median / max.

@@ -18,11 +18,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
+use southbound_host::catalog::Catalog;
 use southbound_host::isolation::Driver;
 use southbound_host::isolation::{
     DriverExt, DriverSettings, DriverStatus, Isolation, WorkerDriver,
 };
-use southbound_host::plugins::Catalog;
 use southbound_sdk::{CallContext, StorageProvider, StorageSystem};
 
 fn main() {

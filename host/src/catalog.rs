@@ -449,4 +449,3 @@ impl Catalog {
         }
     }
 }
-

@@ -88,9 +88,7 @@ impl Client {
             None => match std::env::var(TOKEN_ENV) {
                 Ok(token) if !token.trim().is_empty() => token.trim().to_string(),
                 _ => read_token(&data_dir.token_file()).map_err(|e| {
-                    ClientError::NoToken(format!(
-                        "{e}; give --token-file FILE or set {TOKEN_ENV}"
-                    ))
+                    ClientError::NoToken(format!("{e}; give --token-file FILE or set {TOKEN_ENV}"))
                 })?,
             },
         };

@@ -34,9 +34,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::catalog::IsolationPolicy;
 use crate::isolation::{DriverSettings, Isolation};
 use crate::service::ControllerSettings;
-use crate::catalog::IsolationPolicy;
 
 /// Default plugins directory, relative to the working directory.
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins";

@@ -50,7 +50,10 @@ impl DataDir {
 
     /// The embedded database's URL.
     pub fn sqlite_url(&self) -> String {
-        format!("sqlite://{}?mode=rwc", self.path.join("southbound.db").display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            self.path.join("southbound.db").display()
+        )
     }
 
     /// The secret key file.

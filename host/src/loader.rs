@@ -141,12 +141,13 @@ pub fn load_library(path: &Path) -> Result<(DriverBox, DriverInfo), Refusal> {
 
     // Our own version rule first, from the header alone, so the message names
     // both versions (abi_stable's would only say "incompatible").
-    let library_version = header
-        .version_strings()
-        .parsed()
-        .map_err(|e| Refusal::InvalidSdkVersion {
-            error: e.to_string(),
-        })?;
+    let library_version =
+        header
+            .version_strings()
+            .parsed()
+            .map_err(|e| Refusal::InvalidSdkVersion {
+                error: e.to_string(),
+            })?;
     let library_version = format!(
         "{}.{}.{}",
         library_version.major, library_version.minor, library_version.patch

@@ -95,10 +95,7 @@ impl Sealer {
             aad: context.as_bytes(),
         };
         // Encryption with a valid key and nonce cannot fail for in-memory data.
-        let sealed = self
-            .cipher
-            .encrypt(&nonce, payload)
-            .unwrap_or_default();
+        let sealed = self.cipher.encrypt(&nonce, payload).unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend(sealed);
         format!("{PREFIX}{}", BASE64.encode(out))
@@ -136,7 +133,10 @@ mod tests {
         let sealer = Sealer::new(&[7; 32]);
         let sealed = sealer.seal(&Secret::new("Scaleio123"), "prov-1");
         assert!(!sealed.contains("Scaleio123"));
-        assert_eq!(sealer.open(&sealed, "prov-1").unwrap().expose(), "Scaleio123");
+        assert_eq!(
+            sealer.open(&sealed, "prov-1").unwrap().expose(),
+            "Scaleio123"
+        );
         assert!(sealer.open(&sealed, "prov-2").is_err());
         assert!(Sealer::new(&[8; 32]).open(&sealed, "prov-1").is_err());
         assert!(sealer.open("v1:AAAA", "prov-1").is_err());

@@ -10,8 +10,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 use southbound_sdk::{
-    CapabilityDefinition, CapabilityInstance, ProviderScan, RString, StorageSystem,
-    SystemInventory,
+    CapabilityDefinition, CapabilityInstance, ProviderScan, RString, StorageSystem, SystemInventory,
 };
 
 /// One rule a driver's answer can break.
@@ -210,7 +209,9 @@ pub fn check_inventory(
 
     // The system's own capabilities: dropped one by one, the system stays.
     let mut system_caps: Vec<CapabilityInstance> =
-        std::mem::take(&mut inventory.system.capabilities).into_iter().collect();
+        std::mem::take(&mut inventory.system.capabilities)
+            .into_iter()
+            .collect();
     system_caps.retain(|cap| match capability_problem(std::slice::from_ref(cap)) {
         Some((rule, message)) => {
             problems.push(problem("system", &system_id, rule, message));
@@ -317,9 +318,9 @@ mod tests {
             port_network_id: "net".into(),
             ..Default::default()
         };
-        good_port.capabilities.push(
-            CapabilityInstance::new("tiering", "gold").with_property("policy", ["gold"]),
-        );
+        good_port
+            .capabilities
+            .push(CapabilityInstance::new("tiering", "gold").with_property("policy", ["gold"]));
         let mut inv = SystemInventory {
             system: StorageSystem {
                 native_id: "S".into(),
@@ -376,7 +377,9 @@ mod tests {
         );
         assert_eq!(inv.pools.len(), 1);
         assert_eq!(inv.ports.len(), 1);
-        assert!(problems[3].to_string().contains("free capacity 11 KiB exceeds"));
+        assert!(problems[3]
+            .to_string()
+            .contains("free capacity 11 KiB exceeds"));
     }
 
     #[test]

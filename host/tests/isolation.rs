@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use southbound_host::catalog::{Catalog, PluginStatus};
 use southbound_host::isolation::{Driver, DriverExt, DriverSettings, DriverStatus};
-use southbound_host::plugins::{Catalog, PluginStatus};
 use southbound_sdk::{CallContext, ErrorKind, ProviderScan, Secret, StorageProvider};
 
 fn quick_settings() -> DriverSettings {
@@ -386,7 +386,10 @@ sleep 30
     policy.worker_exe = fake;
     let catalog = Catalog::load(plugins.path(), policy).await.unwrap();
     let entries = catalog.entries();
-    let PluginStatus::Refused { reason } = &entries[0].status else {
+    let PluginStatus::Refused {
+        message: reason, ..
+    } = &entries[0].status
+    else {
         panic!("{:?}", entries[0].status);
     };
     assert_eq!(
@@ -395,23 +398,33 @@ sleep 30
     );
 }
 
-fn serve(plugins: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_southbound"))
-        .args(["serve", "--json", "--plugins"])
+/// `serve` on a fresh SQLite data directory (returned: it must outlive the host).
+fn serve(plugins: &Path) -> (std::process::Child, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_southbound"))
+        .args(["serve", "--json", "--listen", "127.0.0.1:0", "--plugins"])
         .arg(plugins)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("DATABASE_URL")
         .env("SOUTHBOUND_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    (child, data)
 }
 
-/// Reads `serve --json`'s next driver list.
+/// Reads `serve --json`'s next driver list (skipping its other lines).
 fn next_listing(
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
 ) -> Vec<serde_json::Value> {
-    let line = lines.next().expect("serve printed a listing").unwrap();
-    serde_json::from_str::<Vec<serde_json::Value>>(&line).unwrap()
+    loop {
+        let line = lines.next().expect("serve printed a listing").unwrap();
+        if line.starts_with('[') {
+            return serde_json::from_str::<Vec<serde_json::Value>>(&line).unwrap();
+        }
+    }
 }
 
 fn worker_pid_of(listing: &[serde_json::Value], name: &str) -> u32 {
@@ -423,7 +436,7 @@ fn worker_pid_of(listing: &[serde_json::Value], name: &str) -> u32 {
 async fn killing_the_host_leaves_no_worker_running() {
     use std::io::BufRead;
     let plugins = support::plugins_dir(&["hello-driver", "scaleio-driver", "misbehaving-driver"]);
-    let mut host = serve(plugins.path());
+    let (mut host, _data) = serve(plugins.path());
     let mut lines = std::io::BufReader::new(host.stdout.take().unwrap()).lines();
     let listing = next_listing(&mut lines);
     let workers: Vec<u32> = ["hello-driver", "scaleio-driver", "misbehaving-driver"]
@@ -444,7 +457,7 @@ async fn killing_the_host_leaves_no_worker_running() {
 async fn serve_upgrades_on_sighup_and_stops_workers_on_sigterm() {
     use std::io::BufRead;
     let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
-    let mut host = serve(plugins.path());
+    let (mut host, _data) = serve(plugins.path());
     let host_pid = host.id();
     let mut lines = std::io::BufReader::new(host.stdout.take().unwrap()).lines();
     let before = next_listing(&mut lines);

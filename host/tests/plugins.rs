@@ -6,9 +6,10 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use southbound_host::catalog::{Catalog, PluginStatus};
 use southbound_host::discovery::discover_provider;
 use southbound_host::isolation::{DriverExt, Isolation};
-use southbound_host::plugins::{load_library, Catalog, PluginStatus};
+use southbound_host::loader::load_library;
 
 const IN_PROCESS: Isolation = Isolation::InProcess;
 use southbound_sdk::{
@@ -37,7 +38,7 @@ fn refusal(catalog: &Catalog, file_name: &str) -> String {
         .find(|e| e.path.file_name().is_some_and(|n| n == file_name))
         .unwrap_or_else(|| panic!("no entry for {file_name}"));
     match entry.status {
-        PluginStatus::Refused { reason } => reason,
+        PluginStatus::Refused { message, .. } => message,
         other => panic!("{file_name} is {other:?}"),
     }
 }
@@ -361,7 +362,14 @@ fn load_library_rejects_a_missing_file() {
     let Err(reason) = load_library(std::path::Path::new("/nonexistent/libnothing.so")) else {
         panic!("a missing file cannot load");
     };
-    assert!(reason.starts_with("cannot read the file"), "{reason}");
+    assert!(
+        matches!(reason, southbound_host::loader::Refusal::Unreadable { .. }),
+        "{reason:?}"
+    );
+    assert!(
+        reason.to_string().starts_with("cannot read the file"),
+        "{reason}"
+    );
 }
 
 fn southbound() -> Command {
@@ -393,13 +401,14 @@ fn cli_drivers_list_reports_status_and_checksum() {
     assert_eq!(hello["info"]["name"], "hello-driver");
     assert_eq!(hello["info"]["sdk_version"], SDK_VERSION);
     let expected_sha =
-        southbound_host::plugins::file_sha256(&plugins.path().join("libhello_driver.so")).unwrap();
+        southbound_host::loader::file_sha256(&plugins.path().join("libhello_driver.so")).unwrap();
     assert_eq!(hello["sha256"], expected_sha.as_str());
     assert_eq!(entries[1]["status"], "refused");
-    assert!(entries[1]["reason"]
+    assert!(entries[1]["message"]
         .as_str()
         .unwrap()
         .starts_with("not a Southbound driver"));
+    assert_eq!(entries[1]["reason"]["code"], "no_root_module");
 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -458,7 +467,8 @@ fn cli_probe_prints_the_documented_json_and_fails_with_the_driver_error() {
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["capability_definitions", "systems"]);
+    assert_eq!(keys, ["capability_definitions", "problems", "systems"]);
+    assert_eq!(doc["problems"], serde_json::json!([]));
     let alpha = &doc["systems"][0];
     let mut alpha_keys: Vec<&String> = alpha.as_object().unwrap().keys().collect();
     alpha_keys.sort();

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use scaleio_simulator::stats::pool_capacity;
 use scaleio_simulator::{ApiVersion, Faults, SimConfig, Simulator, TopologySpec};
+use southbound_host::catalog::Catalog;
 use southbound_host::discovery::{discover_provider, DiscoveryReport};
 use southbound_host::isolation::{Driver, Isolation};
-use southbound_host::plugins::Catalog;
 use southbound_sdk::{
     DriveType, ErrorKind, HostOsType, InitiatorProtocol, OperationalStatus, ROption, ResourceType,
     Secret, StorageProvider, SystemInventory, TransportType,

@@ -25,6 +25,11 @@ use crate::api::{self, Bulk, ErrorBody, Statistics, TokenAnswer};
 
 /// How long an inventory snapshot serves later calls of the same cycle.
 pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// A system's discovery starts from a snapshot at most this old: the
+/// snapshot of the scan that just queued it, or a fresh read when the
+/// discovery comes later (a scheduled rediscovery, an operator's request).
+pub const DISCOVERY_START_MAX_AGE: Duration = Duration::from_secs(2);
 /// Retries after a transient failure.
 const TRANSIENT_RETRIES: u32 = 2;
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
@@ -155,16 +160,19 @@ impl Gateway {
         &self.password == password
     }
 
-    /// The inventory: fresh if `fresh`, else the latest snapshot when it is
-    /// younger than [`SNAPSHOT_MAX_AGE`]. A full discovery cycle therefore
-    /// reads the gateway once, whatever the number of systems.
-    pub async fn snapshot(&self, ctx: &CallContext, fresh: bool) -> DriverResult<Arc<Snapshot>> {
+    /// The inventory: the latest snapshot when it is younger than
+    /// `max_age`, else a fresh read (`Duration::ZERO` always reads). A full
+    /// discovery cycle therefore reads the gateway once, whatever the number
+    /// of systems.
+    pub async fn snapshot(
+        &self,
+        ctx: &CallContext,
+        max_age: Duration,
+    ) -> DriverResult<Arc<Snapshot>> {
         let mut cached = self.snapshot.lock().await;
-        if !fresh {
-            if let Some((taken, snapshot)) = cached.as_ref() {
-                if taken.elapsed() < SNAPSHOT_MAX_AGE {
-                    return Ok(Arc::clone(snapshot));
-                }
+        if let Some((taken, snapshot)) = cached.as_ref() {
+            if taken.elapsed() < max_age {
+                return Ok(Arc::clone(snapshot));
             }
         }
         let bulk: Bulk = self

@@ -19,13 +19,16 @@
 //! Cost: `scan_provider` reads `GET /api/instances` and one
 //! `querySelectedStatistics`; the other calls of the cycle reuse that
 //! snapshot (see [`client::SNAPSHOT_MAX_AGE`]), so a full discovery costs the
-//! same number of requests whatever the system's size.
+//! same number of requests whatever the system's size. A system's discovery
+//! that does not follow a scan at once (a scheduled rediscovery) starts
+//! with a fresh read ([`client::DISCOVERY_START_MAX_AGE`]).
 
 mod api;
 pub mod client;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use southbound_sdk::{
     async_trait, export_driver, CallContext, CapabilityCategory, CapabilityDefinition,
@@ -74,9 +77,9 @@ impl ScaleioDriver {
         &self,
         ctx: &CallContext,
         provider: &StorageProvider,
-        fresh: bool,
+        max_age: std::time::Duration,
     ) -> DriverResult<Arc<Snapshot>> {
-        self.gateway(provider)?.snapshot(ctx, fresh).await
+        self.gateway(provider)?.snapshot(ctx, max_age).await
     }
 }
 
@@ -132,7 +135,7 @@ impl DiscoveryDriver for ScaleioDriver {
         ctx: &CallContext,
         provider: &StorageProvider,
     ) -> DriverResult<ProviderScan> {
-        let snapshot = self.snapshot(ctx, provider, true).await?;
+        let snapshot = self.snapshot(ctx, provider, Duration::ZERO).await?;
         let system = system_of(&snapshot)?;
         let product = Product::parse(system.system_version_name.as_deref().unwrap_or_default());
         let api_major = snapshot
@@ -170,7 +173,9 @@ impl DiscoveryDriver for ScaleioDriver {
         provider: &StorageProvider,
         system: &StorageSystem,
     ) -> DriverResult<StorageSystem> {
-        let snapshot = self.snapshot(ctx, provider, false).await?;
+        let snapshot = self
+            .snapshot(ctx, provider, client::DISCOVERY_START_MAX_AGE)
+            .await?;
         let pd = find_pd(&snapshot, system)?;
         map_system(&snapshot, provider, pd)
     }
@@ -181,7 +186,9 @@ impl DiscoveryDriver for ScaleioDriver {
         provider: &StorageProvider,
         system: &StorageSystem,
     ) -> DriverResult<Vec<StoragePool>> {
-        let snapshot = self.snapshot(ctx, provider, false).await?;
+        let snapshot = self
+            .snapshot(ctx, provider, client::SNAPSHOT_MAX_AGE)
+            .await?;
         let pd = find_pd(&snapshot, system)?;
         Ok(snapshot
             .bulk
@@ -199,7 +206,9 @@ impl DiscoveryDriver for ScaleioDriver {
         provider: &StorageProvider,
         system: &StorageSystem,
     ) -> DriverResult<Vec<StoragePort>> {
-        let snapshot = self.snapshot(ctx, provider, false).await?;
+        let snapshot = self
+            .snapshot(ctx, provider, client::SNAPSHOT_MAX_AGE)
+            .await?;
         let pd = find_pd(&snapshot, system)?;
         let fault_sets: HashMap<&str, &str> = snapshot
             .bulk
@@ -225,7 +234,9 @@ impl DiscoveryDriver for ScaleioDriver {
         provider: &StorageProvider,
         system: &StorageSystem,
     ) -> DriverResult<Vec<StorageHostComponent>> {
-        let snapshot = self.snapshot(ctx, provider, false).await?;
+        let snapshot = self
+            .snapshot(ctx, provider, client::SNAPSHOT_MAX_AGE)
+            .await?;
         find_pd(&snapshot, system)?;
         let network = network_id(&snapshot)?;
         // SDCs belong to the whole ScaleIO system: every protection domain

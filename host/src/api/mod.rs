@@ -98,7 +98,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(message) => Self::new(StatusCode::CONFLICT, message.clone()),
             ServiceError::Store(StoreError::Database(_)) => {
                 tracing::error!("{error}");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is unavailable",
+                )
             }
             ServiceError::Store(_) => {
                 tracing::error!("{error}");
@@ -108,11 +111,25 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-/// The field serde complains about (`missing field `host``, `unknown field `x``).
+/// The field a body or query error is about: the path axum puts before a
+/// value error (`port: invalid value ...`), else the name serde quotes
+/// (`missing field `host``, `unknown field `colour``).
 fn field_of(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let end = start + message[start..].find('`')?;
-    Some(message[start..end].to_string())
+    let detail = message
+        .rsplit_once("target type: ")
+        .map_or(message, |(_, d)| d);
+    if let Some((path, _)) = detail.split_once(": ") {
+        if !path.is_empty()
+            && path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return Some(path.to_string());
+        }
+    }
+    let start = detail.find('`')? + 1;
+    let end = start + detail[start..].find('`')?;
+    Some(detail[start..end].to_string())
 }
 
 impl From<JsonRejection> for ApiError {
@@ -274,5 +291,13 @@ mod tests {
             Some("host")
         );
         assert_eq!(super::field_of("no field"), None);
+        assert_eq!(
+            super::field_of("Failed to deserialize the JSON body into the target type: port: invalid value: integer `70000`, expected u16").as_deref(),
+            Some("port")
+        );
+        assert_eq!(
+            super::field_of("Failed to deserialize the JSON body into the target type: unknown field `colour`, expected one of `type`").as_deref(),
+            Some("colour")
+        );
     }
 }

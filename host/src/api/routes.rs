@@ -40,7 +40,9 @@ pub(super) fn register(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppStat
         .routes(routes!(inventory))
 }
 
-fn page(params: Result<Query<PageParams>, QueryRejection>) -> Result<crate::store::PageRequest, ApiError> {
+fn page(
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> Result<crate::store::PageRequest, ApiError> {
     let Query(params) = params?;
     params.request()
 }
@@ -78,7 +80,10 @@ async fn register_provider(
 #[utoipa::path(get, path = "/api/v1/providers/{id}", tag = "providers",
     params(("id" = String, Path, description = "Provider id or name")),
     responses((status = 200, body = ProviderRecord), (status = 404, body = ApiError)))]
-async fn show_provider(State(c): State<AppState>, Path(id): Path<String>) -> ApiResult<ProviderRecord> {
+async fn show_provider(
+    State(c): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<ProviderRecord> {
     Ok(Json(c.provider(&id).await?))
 }
 
@@ -86,7 +91,10 @@ async fn show_provider(State(c): State<AppState>, Path(id): Path<String>) -> Api
 #[utoipa::path(delete, path = "/api/v1/providers/{id}", tag = "providers",
     params(("id" = String, Path, description = "Provider id or name")),
     responses((status = 200, body = ProviderRecord), (status = 404, body = ApiError)))]
-async fn remove_provider(State(c): State<AppState>, Path(id): Path<String>) -> ApiResult<ProviderRecord> {
+async fn remove_provider(
+    State(c): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<ProviderRecord> {
     Ok(Json(c.remove_provider(&id).await?))
 }
 
@@ -124,8 +132,12 @@ async fn list_systems(
     let Query(filter) = filter?;
     let page = page(params)?;
     Ok(Json(
-        c.systems(filter.provider.as_deref(), filter.system_type.as_deref(), page)
-            .await?,
+        c.systems(
+            filter.provider.as_deref(),
+            filter.system_type.as_deref(),
+            page,
+        )
+        .await?,
     ))
 }
 

@@ -13,7 +13,9 @@ use crate::client::{segment, Client};
 use crate::config::Config;
 use crate::datadir::DataDir;
 use crate::service::{discovery_settled, InventoryView};
-use crate::store::{HostRecord, Page, PoolRecord, PortRecord, ProviderRecord, SystemRecord, TaskRecord};
+use crate::store::{
+    HostRecord, Page, PoolRecord, PortRecord, ProviderRecord, SystemRecord, TaskRecord,
+};
 
 /// Where the host is, and how to print.
 #[derive(Debug, Args)]
@@ -198,7 +200,8 @@ async fn all<T: serde::de::DeserializeOwned>(client: &Client, path: &str) -> Res
                 items.len()
             ))
             .await?;
-        let done = page.items.is_empty() || items.len() as i64 + page.items.len() as i64 >= page.total;
+        let done =
+            page.items.is_empty() || items.len() as i64 + page.items.len() as i64 >= page.total;
         items.extend(page.items);
         if done {
             return Ok(items);
@@ -267,7 +270,9 @@ pub(super) async fn providers(config: &Config, command: ProvidersCommand) -> Res
                 .client(config)?
                 .get(&format!("/api/v1/providers/{}", segment(&args.key)))
                 .await?;
-            print_json_or(args.client.json, &p, || render::providers(std::slice::from_ref(&p)))
+            print_json_or(args.client.json, &p, || {
+                render::providers(std::slice::from_ref(&p))
+            })
         }
         ProvidersCommand::Remove(args) => {
             let p: ProviderRecord = args
@@ -276,7 +281,10 @@ pub(super) async fn providers(config: &Config, command: ProvidersCommand) -> Res
                 .delete(&format!("/api/v1/providers/{}", segment(&args.key)))
                 .await?;
             print_json_or(args.client.json, &p, || {
-                format!("Removed provider {} ({}); its systems stay, unreachable\n", p.name, p.id)
+                format!(
+                    "Removed provider {} ({}); its systems stay, unreachable\n",
+                    p.name, p.id
+                )
             })
         }
     }
@@ -324,22 +332,32 @@ async fn add(config: &Config, args: AddArgs) -> Result<()> {
         failed = !wait_discoveries(&client, &registered.provider.id).await?;
     }
     let provider: ProviderRecord = client
-        .get(&format!("/api/v1/providers/{}", segment(&registered.provider.id)))
+        .get(&format!(
+            "/api/v1/providers/{}",
+            segment(&registered.provider.id)
+        ))
         .await?;
     let systems = all::<SystemRecord>(
         &client,
         &format!("/api/v1/systems?provider={}", segment(&provider.id)),
     )
     .await?;
-    print_json_or(args.client.json, &serde_json::json!({"provider": provider, "systems": systems}), || {
-        format!(
-            "{}\n{}",
-            render::providers(std::slice::from_ref(&provider)),
-            render::systems(&systems)
-        )
-    })?;
+    print_json_or(
+        args.client.json,
+        &serde_json::json!({"provider": provider, "systems": systems}),
+        || {
+            format!(
+                "{}\n{}",
+                render::providers(std::slice::from_ref(&provider)),
+                render::systems(&systems)
+            )
+        },
+    )?;
     if failed {
-        bail!("the scan or a discovery of provider {} failed", provider.name);
+        bail!(
+            "the scan or a discovery of provider {} failed",
+            provider.name
+        );
     }
     Ok(())
 }
@@ -348,7 +366,9 @@ async fn add(config: &Config, args: AddArgs) -> Result<()> {
 async fn wait_task(client: &Client, id: &str) -> Result<TaskRecord> {
     let mut last = String::new();
     loop {
-        let task: TaskRecord = client.get(&format!("/api/v1/tasks/{}", segment(id))).await?;
+        let task: TaskRecord = client
+            .get(&format!("/api/v1/tasks/{}", segment(id)))
+            .await?;
         let line = format!(
             "{} {} {}: {} {}% {}",
             task.id, task.operation, task.target_name, task.status, task.progress, task.message
@@ -374,7 +394,10 @@ async fn wait_discoveries(client: &Client, provider_id: &str) -> Result<bool> {
             &format!("/api/v1/systems?provider={}", segment(provider_id)),
         )
         .await?;
-        let settled = systems.iter().filter(|s| discovery_settled(&s.discovery_status)).count();
+        let settled = systems
+            .iter()
+            .filter(|s| discovery_settled(&s.discovery_status))
+            .count();
         let line = format!("discovered {settled} of {} systems", systems.len());
         if line != last {
             eprintln!("{line}");
@@ -424,7 +447,10 @@ pub(super) async fn scan(config: &Config, args: ScanArgs) -> Result<()> {
     for provider in providers {
         tasks.push(
             client
-                .post(&format!("/api/v1/providers/{}/scan", segment(&provider)), &())
+                .post(
+                    &format!("/api/v1/providers/{}/scan", segment(&provider)),
+                    &(),
+                )
                 .await?,
         );
     }
@@ -445,7 +471,10 @@ pub(super) async fn discover(config: &Config, args: DiscoverArgs) -> Result<()> 
     for system in systems {
         tasks.push(
             client
-                .post(&format!("/api/v1/systems/{}/discover", segment(&system)), &())
+                .post(
+                    &format!("/api/v1/systems/{}/discover", segment(&system)),
+                    &(),
+                )
                 .await?,
         );
     }
@@ -472,14 +501,26 @@ pub(super) async fn systems(config: &Config, args: SystemsArgs) -> Result<()> {
 
 pub(super) async fn pools(config: &Config, args: ObjectsArgs) -> Result<()> {
     let client = args.client.client(config)?;
-    let list = all::<PoolRecord>(&client, &format!("/api/v1/systems/{}/pools", segment(&args.system))).await?;
-    print_json_or(args.client.json, &list, || render::pools(&list, args.hide_not_visible))
+    let list = all::<PoolRecord>(
+        &client,
+        &format!("/api/v1/systems/{}/pools", segment(&args.system)),
+    )
+    .await?;
+    print_json_or(args.client.json, &list, || {
+        render::pools(&list, args.hide_not_visible)
+    })
 }
 
 pub(super) async fn ports(config: &Config, args: ObjectsArgs) -> Result<()> {
     let client = args.client.client(config)?;
-    let list = all::<PortRecord>(&client, &format!("/api/v1/systems/{}/ports", segment(&args.system))).await?;
-    print_json_or(args.client.json, &list, || render::ports(&list, args.hide_not_visible))
+    let list = all::<PortRecord>(
+        &client,
+        &format!("/api/v1/systems/{}/ports", segment(&args.system)),
+    )
+    .await?;
+    print_json_or(args.client.json, &list, || {
+        render::ports(&list, args.hide_not_visible)
+    })
 }
 
 pub(super) async fn hosts(config: &Config, args: HostsArgs) -> Result<()> {
@@ -494,14 +535,18 @@ pub(super) async fn hosts(config: &Config, args: HostsArgs) -> Result<()> {
 
 pub(super) async fn inventory(config: &Config, args: InventoryArgs) -> Result<()> {
     let view: InventoryView = args.client.client(config)?.get("/api/v1/inventory").await?;
-    print_json_or(args.client.json, &view, || render::inventory(&view, args.hide_not_visible))
+    print_json_or(args.client.json, &view, || {
+        render::inventory(&view, args.hide_not_visible)
+    })
 }
 
 pub(super) async fn tasks(config: &Config, args: TasksArgs) -> Result<()> {
     let client = args.client.client(config)?;
     match &args.id {
         Some(id) => {
-            let task: TaskRecord = client.get(&format!("/api/v1/tasks/{}", segment(id))).await?;
+            let task: TaskRecord = client
+                .get(&format!("/api/v1/tasks/{}", segment(id)))
+                .await?;
             run_tasks(&client, vec![task], args.wait, args.client.json).await
         }
         None => {

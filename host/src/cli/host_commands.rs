@@ -201,7 +201,11 @@ pub(super) async fn demo(config: &Config, args: &DemoArgs) -> Result<()> {
             .await?;
         let scan = controller.wait_task(&scan.id).await?;
         if !scan.status.eq("READY") {
-            anyhow::bail!("scan of the simulator ended {}: {}", scan.status, scan.message);
+            anyhow::bail!(
+                "scan of the simulator ended {}: {}",
+                scan.status,
+                scan.message
+            );
         }
         controller.wait_discoveries(&provider.id).await?;
         let inventory = controller.inventory().await?;

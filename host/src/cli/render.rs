@@ -63,7 +63,14 @@ pub fn time(ms: Option<i64>) -> String {
 /// The drivers of a plugins directory.
 pub fn drivers(entries: &[PluginEntry]) -> String {
     let mut table = Table::new(&[
-        "NAME", "VERSION", "SDK", "TYPES", "ISOLATION", "STATUS", "FILE", "SHA-256",
+        "NAME",
+        "VERSION",
+        "SDK",
+        "TYPES",
+        "ISOLATION",
+        "STATUS",
+        "FILE",
+        "SHA-256",
     ]);
     for entry in entries {
         let isolation = match (entry.isolation, entry.worker_pid) {
@@ -174,7 +181,13 @@ fn problems(problems: &[Problem]) -> String {
 pub fn report(report: &DiscoveryReport) -> String {
     let mut out = String::new();
     let mut systems = Table::new(&[
-        "NAME", "NATIVE ID", "TYPE", "SERIAL", "MODEL", "FIRMWARE", "SUPPORTED",
+        "NAME",
+        "NATIVE ID",
+        "TYPE",
+        "SERIAL",
+        "MODEL",
+        "FIRMWARE",
+        "SUPPORTED",
     ]);
     for inv in &report.systems {
         let s = &inv.system;
@@ -251,8 +264,16 @@ fn probed_inventory(inv: &SystemInventory) -> String {
 /// Registered providers.
 pub fn providers(providers: &[ProviderRecord]) -> String {
     let mut table = Table::new(&[
-        "NAME", "TYPE", "ADDRESS", "CONNECTION", "VERSION", "COMPATIBILITY", "LAST SCAN",
-        "NEXT SCAN", "ERROR", "ID",
+        "NAME",
+        "TYPE",
+        "ADDRESS",
+        "CONNECTION",
+        "VERSION",
+        "COMPATIBILITY",
+        "LAST SCAN",
+        "NEXT SCAN",
+        "ERROR",
+        "ID",
     ]);
     for p in providers {
         table.row(vec![
@@ -274,8 +295,17 @@ pub fn providers(providers: &[ProviderRecord]) -> String {
 /// Storage systems.
 pub fn systems(systems: &[SystemRecord]) -> String {
     let mut table = Table::new(&[
-        "NAME", "NATIVE GUID", "SERIAL", "MODEL", "FIRMWARE", "COMPATIBILITY", "REACHABLE",
-        "DISCOVERY", "LAST DISCOVERY", "NEXT DISCOVERY", "ERROR",
+        "NAME",
+        "NATIVE GUID",
+        "SERIAL",
+        "MODEL",
+        "FIRMWARE",
+        "COMPATIBILITY",
+        "REACHABLE",
+        "DISCOVERY",
+        "LAST DISCOVERY",
+        "NEXT DISCOVERY",
+        "ERROR",
     ]);
     for s in systems {
         table.row(vec![
@@ -298,7 +328,10 @@ pub fn systems(systems: &[SystemRecord]) -> String {
 /// A system's pools.
 pub fn pools(pools: &[PoolRecord], hide_not_visible: bool) -> String {
     let mut table = Table::new(POOL_HEADER);
-    for p in pools.iter().filter(|p| !hide_not_visible || p.discovery_status == "VISIBLE") {
+    for p in pools
+        .iter()
+        .filter(|p| !hide_not_visible || p.discovery_status == "VISIBLE")
+    {
         pool_rows(&mut table, &p.pool, &p.discovery_status);
     }
     table.render()
@@ -307,7 +340,10 @@ pub fn pools(pools: &[PoolRecord], hide_not_visible: bool) -> String {
 /// A system's ports.
 pub fn ports(ports: &[PortRecord], hide_not_visible: bool) -> String {
     let mut table = Table::new(PORT_HEADER);
-    for p in ports.iter().filter(|p| !hide_not_visible || p.discovery_status == "VISIBLE") {
+    for p in ports
+        .iter()
+        .filter(|p| !hide_not_visible || p.discovery_status == "VISIBLE")
+    {
         port_rows(&mut table, &p.port, &p.discovery_status);
     }
     table.render()
@@ -344,7 +380,15 @@ pub fn hosts(hosts: &[HostRecord]) -> String {
 /// Tasks.
 pub fn tasks(tasks: &[TaskRecord]) -> String {
     let mut table = Table::new(&[
-        "ID", "OPERATION", "TARGET", "STATUS", "PROGRESS", "STARTED", "ENDED", "NODE", "MESSAGE",
+        "ID",
+        "OPERATION",
+        "TARGET",
+        "STATUS",
+        "PROGRESS",
+        "STARTED",
+        "ENDED",
+        "NODE",
+        "MESSAGE",
     ]);
     for t in tasks {
         table.row(vec![

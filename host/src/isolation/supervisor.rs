@@ -447,11 +447,15 @@ async fn spawn(
         }
         Ok(Ok(Some(WorkerMessage::Reply { .. }))) => {
             worker.kill("protocol violation".into());
-            return Err(worker_refusal("the worker answered before its handshake".into()));
+            return Err(worker_refusal(
+                "the worker answered before its handshake".into(),
+            ));
         }
         Ok(Ok(None)) | Ok(Err(_)) => {
             let cause = worker.exited().await;
-            return Err(worker_refusal(format!("the worker {cause} while loading the driver")));
+            return Err(worker_refusal(format!(
+                "the worker {cause} while loading the driver"
+            )));
         }
         Err(_) => {
             worker.kill("handshake timeout".into());
@@ -647,11 +651,7 @@ impl WorkerDriver {
     /// Starts a worker for `path` (the `exe` binary in worker mode) and waits
     /// for its handshake. The error is the one-line reason the file cannot be
     /// served.
-    pub async fn start(
-        exe: &Path,
-        path: &Path,
-        settings: DriverSettings,
-    ) -> Result<Self, Refusal> {
+    pub async fn start(exe: &Path, path: &Path, settings: DriverSettings) -> Result<Self, Refusal> {
         let file_label = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -237,10 +237,14 @@ impl Controller {
         request: ProviderRequest,
     ) -> Result<(ProviderRecord, TaskRecord), ServiceError> {
         let new = request.validate(&self.catalog.system_types())?;
-        let provider = self.store.insert_provider(&new).await.map_err(|e| match e {
-            StoreError::Conflict(message) => ServiceError::Conflict(message),
-            other => other.into(),
-        })?;
+        let provider = self
+            .store
+            .insert_provider(&new)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(message) => ServiceError::Conflict(message),
+                other => other.into(),
+            })?;
         tracing::info!(provider = %provider.name, host = %provider.host, port = provider.port, "provider registered");
         let task = self.scan(&provider.id).await?;
         Ok((provider, task))
@@ -438,10 +442,19 @@ impl Controller {
 
     /// Waits until no system of `provider` has a discovery queued or running;
     /// returns its systems.
-    pub async fn wait_discoveries(&self, provider: &str) -> Result<Vec<SystemRecord>, ServiceError> {
+    pub async fn wait_discoveries(
+        &self,
+        provider: &str,
+    ) -> Result<Vec<SystemRecord>, ServiceError> {
         loop {
-            let systems = self.systems(Some(provider), None, PageRequest::ALL).await?.items;
-            if systems.iter().all(|s| discovery_settled(&s.discovery_status)) {
+            let systems = self
+                .systems(Some(provider), None, PageRequest::ALL)
+                .await?
+                .items;
+            if systems
+                .iter()
+                .all(|s| discovery_settled(&s.discovery_status))
+            {
                 return Ok(systems);
             }
             tokio::time::sleep(WAIT_POLL).await;

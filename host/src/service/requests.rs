@@ -141,22 +141,54 @@ mod tests {
     fn rules_name_the_field() {
         let served = vec!["scaleio".to_string()];
         let ok = request().validate(&served).unwrap();
-        assert_eq!((ok.port, ok.use_ssl, ok.name.as_str()), (443, true, "10.0.0.1:443"));
+        assert_eq!(
+            (ok.port, ok.use_ssl, ok.name.as_str()),
+            (443, true, "10.0.0.1:443")
+        );
         let field = |r: ProviderRequest| match r.validate(&served) {
             Err(ServiceError::Invalid { field, .. }) => field,
             other => panic!("{other:?}"),
         };
-        assert_eq!(field(ProviderRequest { system_type: "x".into(), ..request() }), "type");
-        assert_eq!(field(ProviderRequest { host: "a b".into(), ..request() }), "host");
-        assert_eq!(field(ProviderRequest { port: Some(0), ..request() }), "port");
-        assert_eq!(field(ProviderRequest { password: Secret::default(), ..request() }), "password");
         assert_eq!(
-            field(ProviderRequest { ca_certificate_pem: Some("junk".into()), ..request() }),
+            field(ProviderRequest {
+                system_type: "x".into(),
+                ..request()
+            }),
+            "type"
+        );
+        assert_eq!(
+            field(ProviderRequest {
+                host: "a b".into(),
+                ..request()
+            }),
+            "host"
+        );
+        assert_eq!(
+            field(ProviderRequest {
+                port: Some(0),
+                ..request()
+            }),
+            "port"
+        );
+        assert_eq!(
+            field(ProviderRequest {
+                password: Secret::default(),
+                ..request()
+            }),
+            "password"
+        );
+        assert_eq!(
+            field(ProviderRequest {
+                ca_certificate_pem: Some("junk".into()),
+                ..request()
+            }),
             "ca_certificate_pem"
         );
-        assert!(serde_json::from_value::<ProviderRequest>(serde_json::json!({
-            "type": "scaleio", "host": "h", "username": "u", "password": "p", "pasword": "typo"
-        }))
-        .is_err());
+        assert!(
+            serde_json::from_value::<ProviderRequest>(serde_json::json!({
+                "type": "scaleio", "host": "h", "username": "u", "password": "p", "pasword": "typo"
+            }))
+            .is_err()
+        );
     }
 }

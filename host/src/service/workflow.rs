@@ -90,7 +90,10 @@ impl Controller {
         let (driver, provider) = match self.connect(&record.id, &record.system_type).await? {
             Ok(connected) => connected,
             Err(failure) => {
-                return self.store.fail_scan(job, &self.node, &failure, false, next).await
+                return self
+                    .store
+                    .fail_scan(job, &self.node, &failure, false, next)
+                    .await
             }
         };
         let scanned =
@@ -101,7 +104,10 @@ impl Controller {
                 Err(error) => {
                     let message = format!("Failed to scan provider {}: {error}", record.name);
                     tracing::warn!(provider = %record.name, "{message}");
-                    return self.store.fail_scan(job, &self.node, &message, false, next).await;
+                    return self
+                        .store
+                        .fail_scan(job, &self.node, &message, false, next)
+                        .await;
                 }
             };
         let details = &scanned.scan.details;
@@ -112,7 +118,10 @@ impl Controller {
                 details.provider_version,
                 driver.info().name
             );
-            return self.store.fail_scan(job, &self.node, &message, true, next).await;
+            return self
+                .store
+                .fail_scan(job, &self.node, &message, true, next)
+                .await;
         }
         let systems: Vec<_> = scanned.scan.systems.iter().cloned().collect();
         let problems = scanned.problems;

@@ -3,11 +3,9 @@
 
 use std::collections::HashMap;
 
+use southbound_sdk::{CapabilityDefinition, ProviderDetails, StorageSystem, SystemInventory};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-use southbound_sdk::{
-    CapabilityDefinition, ProviderDetails, StorageSystem, SystemInventory,
-};
 
 use super::jobs::{finish_job, insert_job, ClaimedJob, JobKind, NewTask, Origin};
 use super::{
@@ -75,7 +73,12 @@ fn system_from_row(row: &AnyRow) -> Result<SystemRecord, StoreError> {
 }
 
 fn visibility(row: &AnyRow) -> Result<String, sqlx::Error> {
-    Ok(if get_flag(row, "visible")? { VISIBLE } else { NOT_VISIBLE }.to_string())
+    Ok(if get_flag(row, "visible")? {
+        VISIBLE
+    } else {
+        NOT_VISIBLE
+    }
+    .to_string())
 }
 
 /// The GUID of a system (CoprHD: `<type>+<native id>`).
@@ -112,7 +115,11 @@ async fn write_objects(
     for row in &existing {
         stored.insert(
             row.try_get("native_id")?,
-            (row.try_get("id")?, get_flag(row, "visible")?, row.try_get("data")?),
+            (
+                row.try_get("id")?,
+                get_flag(row, "visible")?,
+                row.try_get("data")?,
+            ),
         );
     }
     let mut written = 0;
@@ -183,7 +190,11 @@ async fn write_hosts(
     for row in &linked {
         links.insert(
             row.try_get("native_id")?,
-            (row.try_get("id")?, row.try_get("data")?, get_flag(row, "visible")?),
+            (
+                row.try_get("id")?,
+                row.try_get("data")?,
+                get_flag(row, "visible")?,
+            ),
         );
     }
     let mut written = 0;
@@ -218,13 +229,15 @@ async fn write_hosts(
             }
         };
         if stored_data.as_ref().is_some_and(|stored| *stored != data) {
-            sqlx::query("UPDATE hosts SET host_name = $2, data = $3, updated_at = $4 WHERE id = $1")
-                .bind(&host_id)
-                .bind(host.host_name.as_str())
-                .bind(&data)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "UPDATE hosts SET host_name = $2, data = $3, updated_at = $4 WHERE id = $1",
+            )
+            .bind(&host_id)
+            .bind(host.host_name.as_str())
+            .bind(&data)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
             written += 1;
         }
         match link {
@@ -254,11 +267,13 @@ async fn write_hosts(
     let mut vanished = 0;
     for (host_id, _, visible) in links.into_values() {
         if visible {
-            sqlx::query("UPDATE system_hosts SET visible = 0 WHERE system_id = $1 AND host_id = $2")
-                .bind(&system.id)
-                .bind(&host_id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "UPDATE system_hosts SET visible = 0 WHERE system_id = $1 AND host_id = $2",
+            )
+            .bind(&system.id)
+            .bind(&host_id)
+            .execute(&mut **tx)
+            .await?;
             vanished += 1;
         }
     }
@@ -549,9 +564,14 @@ impl Store {
             let uid: String = row.try_get("uid")?;
             let system_id: String = row.try_get("system_id")?;
             match records.last_mut() {
-                Some(last) if last.definition.uid == uid.as_str() => last.system_ids.push(system_id),
+                Some(last) if last.definition.uid == uid.as_str() => {
+                    last.system_ids.push(system_id)
+                }
                 _ => records.push(CapabilityDefinitionRecord {
-                    definition: parse_json("capability definition", &row.try_get::<String, _>("data")?)?,
+                    definition: parse_json(
+                        "capability definition",
+                        &row.try_get::<String, _>("data")?,
+                    )?,
                     system_ids: vec![system_id],
                 }),
             }
@@ -605,14 +625,14 @@ impl Store {
             let (id, name, discovered) = match row {
                 Some(row) => {
                     let id: String = row.try_get("id")?;
-                    sqlx::query(
-                        "UPDATE systems SET provider_id = $2, reachable = 1 WHERE id = $1",
-                    )
-                    .bind(&id)
-                    .bind(provider_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    let discovered = row.try_get::<Option<i64>, _>("last_discovery_at")?.is_some();
+                    sqlx::query("UPDATE systems SET provider_id = $2, reachable = 1 WHERE id = $1")
+                        .bind(&id)
+                        .bind(provider_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let discovered = row
+                        .try_get::<Option<i64>, _>("last_discovery_at")?
+                        .is_some();
                     (id, row.try_get::<String, _>("name")?, discovered)
                 }
                 None => {
@@ -691,7 +711,11 @@ impl Store {
              next_scan_at = $5, last_scan_error = $6 WHERE id = $1",
         )
         .bind(&job.target_id)
-        .bind(if incompatible { "CONNECTED" } else { "NOTCONNECTED" })
+        .bind(if incompatible {
+            "CONNECTED"
+        } else {
+            "NOTCONNECTED"
+        })
         .bind(flag(incompatible))
         .bind(now)
         .bind(next_scan_at)
@@ -776,7 +800,10 @@ impl Store {
             write_objects(&mut tx, "pools", "POOL", &system, pools, now).await?,
             write_objects(&mut tx, "ports", "PORT", &system, ports, now).await?,
             write_hosts(&mut tx, &system, inventory, now).await?,
-            (write_definitions(&mut tx, &system.id, definitions).await?, 0),
+            (
+                write_definitions(&mut tx, &system.id, definitions).await?,
+                0,
+            ),
         ] {
             written.rows_written += rows;
             written.now_not_visible += vanished;

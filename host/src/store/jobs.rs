@@ -7,7 +7,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{new_id, now_ms, Backend, PageRequest, Page, Store, StoreError, TaskRecord};
+use super::{new_id, now_ms, Backend, Page, PageRequest, Store, StoreError, TaskRecord};
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,15 +364,14 @@ impl Store {
         node: &str,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
-        let renewed = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(&job.id)
-        .bind(node)
-        .bind(now_ms() + lease_ms)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let renewed =
+            sqlx::query("UPDATE jobs SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2")
+                .bind(&job.id)
+                .bind(node)
+                .bind(now_ms() + lease_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         Ok(renewed == 1)
     }
 
@@ -385,7 +384,9 @@ impl Store {
              WHERE id IN (SELECT task_id FROM jobs WHERE lease_owner = $1)",
         )
         .bind(node)
-        .bind(format!("Queued again: node {node} stopped before finishing"))
+        .bind(format!(
+            "Queued again: node {node} stopped before finishing"
+        ))
         .execute(&mut *tx)
         .await?;
         let released = sqlx::query(

@@ -34,7 +34,7 @@ pub use jobs::{ClaimedJob, JobKind, NewTask, Origin};
 pub use providers::NewProvider;
 pub use records::*;
 
-use crate::secrets::{SecretError, Sealer};
+use crate::secrets::{Sealer, SecretError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -1,9 +1,9 @@
 //! Providers: registration, reads, removal, and the connection settings a
 //! driver call needs (the only place a password is opened).
 
+use southbound_sdk::{ROption, RString, Secret, StorageProvider};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use southbound_sdk::{ROption, RString, Secret, StorageProvider};
 
 use super::{flag, get_flag, new_id, now_ms, ProviderRecord, Store, StoreError};
 
@@ -151,16 +151,16 @@ impl Store {
     /// provider stops reporting a system). Returns whether it existed.
     pub async fn delete_provider(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE systems SET reachable = 0, provider_id = NULL WHERE provider_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
-            "UPDATE systems SET reachable = 0, provider_id = NULL WHERE provider_id = $1",
+            "DELETE FROM jobs WHERE kind = 'scan' AND target_id = $1 AND lease_owner IS NULL",
         )
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM jobs WHERE kind = 'scan' AND target_id = $1 AND lease_owner IS NULL")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         let deleted = sqlx::query("DELETE FROM providers WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -84,8 +84,8 @@ pub fn plugins_dir(crates: &[&str]) -> tempfile::TempDir {
 /// binary built for these tests.
 pub fn policy(
     settings: southbound_host::isolation::DriverSettings,
-) -> southbound_host::plugins::IsolationPolicy {
-    let mut policy = southbound_host::plugins::IsolationPolicy::new(settings.isolation)
+) -> southbound_host::catalog::IsolationPolicy {
+    let mut policy = southbound_host::catalog::IsolationPolicy::new(settings.isolation)
         .with_worker_exe(env!("CARGO_BIN_EXE_southbound"));
     policy.defaults = settings;
     policy
@@ -95,12 +95,12 @@ pub fn policy(
 pub async fn catalog(
     dir: &Path,
     isolation: southbound_host::isolation::Isolation,
-) -> southbound_host::plugins::Catalog {
+) -> southbound_host::catalog::Catalog {
     let settings = southbound_host::isolation::DriverSettings {
         isolation,
         ..Default::default()
     };
-    southbound_host::plugins::Catalog::load(dir, policy(settings))
+    southbound_host::catalog::Catalog::load(dir, policy(settings))
         .await
         .expect("catalog loads")
 }
