@@ -128,7 +128,7 @@ pub fn check_scan(declared_types: &[RString], scan: &mut ProviderScan) -> Vec<Pr
     let mut systems: Vec<StorageSystem> = std::mem::take(&mut scan.systems).into_iter().collect();
     retain_identified(&mut systems, "system", |s| &s.native_id, &mut problems);
     systems.retain(|s| {
-        let declared = declared_types.iter().any(|t| *t == s.system_type);
+        let declared = declared_types.contains(&s.system_type);
         if !declared {
             problems.push(problem(
                 "system",

@@ -1025,7 +1025,7 @@ fn southbound(data: &Path) -> Command {
 fn start_serve(data: &Path, plugins: &Path, db: &str) -> std::process::Child {
     let port_file = data.join("port");
     let _ = std::fs::remove_file(&port_file);
-    let child = southbound(data)
+    let mut child = southbound(data)
         .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
         .arg(plugins)
         .arg("--database-url")
@@ -1042,6 +1042,8 @@ fn start_serve(data: &Path, plugins: &Path, db: &str) -> std::process::Child {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("serve did not start within 30 s");
 }
 
