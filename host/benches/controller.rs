@@ -84,7 +84,11 @@ impl Host {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
         response.json().await.unwrap()
     }
 
@@ -108,7 +112,11 @@ impl Host {
     async fn wait_task(&self, id: &str) -> Value {
         loop {
             let task = self
-                .call(reqwest::Method::GET, &format!("/api/v1/tasks/{id}"), json!(null))
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/tasks/{id}"),
+                    json!(null),
+                )
                 .await;
             if !matches!(task["status"].as_str(), Some("QUEUED" | "PROVISIONING")) {
                 return task;
@@ -131,8 +139,15 @@ impl Host {
 
 fn rows_written(task: &Value) -> u64 {
     let message = task["message"].as_str().unwrap_or_default();
-    let before = message.split(" inventory rows written").next().unwrap_or_default();
-    before.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(u64::MAX)
+    let before = message
+        .split(" inventory rows written")
+        .next()
+        .unwrap_or_default();
+    before
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -156,7 +171,8 @@ async fn run(name: &str, database_url: &str, sim: &Simulator, plugins: &Path) {
             }),
         )
         .await;
-    host.wait_task(registered["task"]["id"].as_str().unwrap()).await;
+    host.wait_task(registered["task"]["id"].as_str().unwrap())
+        .await;
     let systems = host.settled_systems().await;
     let full = started.elapsed();
     assert!(systems.iter().all(|s| s["discovery_status"] == "COMPLETE"));
@@ -171,8 +187,12 @@ async fn run(name: &str, database_url: &str, sim: &Simulator, plugins: &Path) {
         for system in &systems {
             let id = system["id"].as_str().unwrap();
             tasks.push(
-                host.call(reqwest::Method::POST, &format!("/api/v1/systems/{id}/discover"), json!(null))
-                    .await,
+                host.call(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/systems/{id}/discover"),
+                    json!(null),
+                )
+                .await,
             );
         }
         for task in &tasks {
@@ -223,7 +243,10 @@ fn main() {
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL");
         let name = format!("sb_bench_{}", std::process::id());
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
         let base = admin.split('?').next().unwrap();
         let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
         run("postgres", &url, &sim, plugins.path()).await;

@@ -622,6 +622,41 @@ async fn invalid_objects_are_named_and_the_rest_written(backend: Backend) {
         ),
         ["port-ok".to_string()].into()
     );
+
+    // Firmware the driver does not support: INCOMPATIBLE, unreachable, FAILED.
+    let provider_id = registered["provider"]["id"].as_str().unwrap();
+    api.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/providers/{provider_id}"),
+        None,
+    )
+    .await;
+    let old = api
+        .post(
+            "/api/v1/providers",
+            json!({"type": "misbehaving", "host": "old-firmware", "username": "u", "password": "p"}),
+        )
+        .await;
+    api.wait_task(old["task"]["id"].as_str().unwrap()).await;
+    // Known systems are not rediscovered by a scan (CoprHD): ask for it.
+    let task = api
+        .post(&format!("/api/v1/systems/{system}/discover"), json!({}))
+        .await;
+    let task = api.wait_task(task["id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "FAILED", "{task}");
+    let record = api.get(&format!("/api/v1/systems/{system}")).await;
+    assert_eq!(record["compatibility"], "INCOMPATIBLE", "{record}");
+    assert_eq!(record["reachable"], false);
+    assert_eq!(record["firmware_version"], "0.0.1");
+    assert!(
+        record["last_discovery_error"]
+            .as_str()
+            .unwrap()
+            .contains("firmware version 0.0.1 which is not supported"),
+        "{record}"
+    );
+    let pools = api.get(&format!("/api/v1/systems/{system}/pools")).await;
+    assert_eq!(pools["total"], 1, "the inventory stays as it was");
     host.shutdown().await;
     db.drop_database().await;
 }
