@@ -223,15 +223,17 @@ pub fn check_inventory(
 
     let mut pools: Vec<_> = std::mem::take(&mut inventory.pools).into_iter().collect();
     retain_identified(&mut pools, "pool", |p| &p.native_id, &mut problems);
-    pools.retain(|p| {
-        let broken = if p.storage_system_id != system_id.as_str() {
-            Some((
+    let wrong_system = |owner: &RString| -> Option<(Rule, String)> {
+        (owner != system_id.as_str()).then(|| {
+            (
                 Rule::WrongSystem,
-                format!(
-                    "it names system '{}', not '{system_id}'",
-                    p.storage_system_id
-                ),
-            ))
+                format!("it names system '{owner}', not '{system_id}'"),
+            )
+        })
+    };
+    pools.retain(|p| {
+        let broken = if let Some(wrong) = wrong_system(&p.storage_system_id) {
+            Some(wrong)
         } else if p.free_capacity_kib > p.total_capacity_kib {
             Some((
                 Rule::FreeExceedsTotal,
@@ -250,14 +252,8 @@ pub fn check_inventory(
     let mut ports: Vec<_> = std::mem::take(&mut inventory.ports).into_iter().collect();
     retain_identified(&mut ports, "port", |p| &p.native_id, &mut problems);
     ports.retain(|p| {
-        let broken = if p.storage_system_id != system_id.as_str() {
-            Some((
-                Rule::WrongSystem,
-                format!(
-                    "it names system '{}', not '{system_id}'",
-                    p.storage_system_id
-                ),
-            ))
+        let broken = if let Some(wrong) = wrong_system(&p.storage_system_id) {
+            Some(wrong)
         } else if p.port_network_id.trim().is_empty() {
             Some((Rule::MissingNetworkId, "it has no port network id".into()))
         } else {

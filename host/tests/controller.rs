@@ -1031,6 +1031,82 @@ async fn store_contract(backend: Backend) {
         .unwrap();
     assert_eq!(same.rows_written, 0);
 
+    // Two systems reporting the same hosts, discovered at the same moment:
+    // each host is created once and linked to both.
+    let two = vec![
+        StorageSystem {
+            native_id: "pd2".into(),
+            system_type: "scaleio".into(),
+            ..Default::default()
+        },
+        StorageSystem {
+            native_id: "pd3".into(),
+            system_type: "scaleio".into(),
+            ..Default::default()
+        },
+    ];
+    store.request_job(&scan).await.unwrap();
+    let rescan = store.claim_job("node-a", 60_000).await.unwrap().unwrap();
+    store
+        .complete_scan(&rescan, "node-a", &details, &two, 0, |_| {
+            ("READY", "ok".into())
+        })
+        .await
+        .unwrap();
+    let first = store.claim_job("node-a", 60_000).await.unwrap().unwrap();
+    let second = store.claim_job("node-b", 60_000).await.unwrap().unwrap();
+    let inventory_of = |native_id: &str| {
+        let mut inventory = SystemInventory {
+            system: StorageSystem {
+                native_id: native_id.into(),
+                system_type: "scaleio".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for i in 0..200 {
+            inventory
+                .host_components
+                .push(southbound_sdk::StorageHostComponent {
+                    native_id: format!("sdc-{i:03}").into(),
+                    host_name: format!("host-{i}").into(),
+                    ..Default::default()
+                });
+        }
+        inventory
+    };
+    let (a, b) = (inventory_of("pd2"), inventory_of("pd3"));
+    let (a_target, b_target) = if store
+        .discovery_target(&first.target_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .native_id
+        == "pd2"
+    {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let (one, two_written) = tokio::join!(
+        store.complete_discovery(&first, "node-a", a_target, &[], 0, |_| (
+            "READY",
+            "ok".into()
+        )),
+        store.complete_discovery(&second, "node-b", b_target, &[], 0, |_| (
+            "READY",
+            "ok".into()
+        )),
+    );
+    one.unwrap();
+    two_written.unwrap();
+    let hosts = store.hosts(None, Default::default()).await.unwrap();
+    assert_eq!(hosts.total, 200, "each host once");
+    assert!(
+        hosts.items.iter().all(|h| h.systems.len() == 2),
+        "linked to both systems"
+    );
+
     // Graceful stop releases held jobs at once.
     store.request_job(&scan).await.unwrap();
     let held = store.claim_job("node-a", 60_000).await.unwrap().unwrap();

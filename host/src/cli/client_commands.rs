@@ -1,14 +1,13 @@
 //! Client commands: talk to a running host over its REST API.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 
-use super::{print_json_or, read_password, read_pem, render};
+use super::{print_json_or, render, ConnectionArgs};
 use crate::client::{segment, Client};
 use crate::config::Config;
 use crate::datadir::DataDir;
@@ -67,30 +66,8 @@ pub enum ProvidersCommand {
 pub struct AddArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// Storage system type (picks the driver), e.g. scaleio.
-    #[arg(long = "type")]
-    pub system_type: String,
-    /// Management address.
-    #[arg(long)]
-    pub host: String,
-    /// Management port.
-    #[arg(long, default_value_t = 443)]
-    pub port: u16,
-    /// User name.
-    #[arg(long)]
-    pub username: String,
-    /// File holding the password [default: prompt on a terminal].
-    #[arg(long)]
-    pub password_file: Option<PathBuf>,
-    /// PEM certificate (CA or the gateway's own) to trust.
-    #[arg(long, conflicts_with = "insecure")]
-    pub ca_cert: Option<PathBuf>,
-    /// Do not verify the gateway's TLS certificate.
-    #[arg(long)]
-    pub insecure: bool,
-    /// Talk plain HTTP.
-    #[arg(long)]
-    pub no_ssl: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Display name [default: HOST:PORT].
     #[arg(long)]
     pub name: Option<String>,
@@ -209,54 +186,6 @@ async fn all<T: serde::de::DeserializeOwned>(client: &Client, path: &str) -> Res
     }
 }
 
-fn password(args: &AddArgs) -> Result<String> {
-    if let Some(path) = &args.password_file {
-        return Ok(read_password(path)?.expose().to_string());
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("no password: give --password-file FILE (standard input is not a terminal to prompt on)");
-    }
-    eprint!("Password for {}@{}: ", args.username, args.host);
-    // Echo off while the password is typed.
-    let _echo = EchoOff::new();
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("cannot read the password")?;
-    eprintln!();
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
-/// Turns terminal echo off for its lifetime.
-struct EchoOff(Option<libc::termios>);
-
-impl EchoOff {
-    fn new() -> Self {
-        // SAFETY: plain termios calls on stdin with a zeroed struct.
-        unsafe {
-            let mut term: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut term) != 0 {
-                return Self(None);
-            }
-            let saved = term;
-            term.c_lflag &= !libc::ECHO;
-            libc::tcsetattr(0, libc::TCSANOW, &term);
-            Self(Some(saved))
-        }
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        if let Some(saved) = &self.0 {
-            // SAFETY: restores the attributes read in `new`.
-            unsafe {
-                libc::tcsetattr(0, libc::TCSANOW, saved);
-            }
-        }
-    }
-}
-
 pub(super) async fn providers(config: &Config, command: ProvidersCommand) -> Result<()> {
     match command {
         ProvidersCommand::Add(args) => add(config, args).await,
@@ -298,20 +227,21 @@ struct Registered {
 
 async fn add(config: &Config, args: AddArgs) -> Result<()> {
     let client = args.client.client(config)?;
+    let c = &args.connection;
     let mut body = serde_json::json!({
-        "type": args.system_type,
-        "host": args.host,
-        "port": args.port,
-        "username": args.username,
-        "password": password(&args)?,
-        "use_ssl": !args.no_ssl,
-        "insecure": args.insecure,
+        "type": c.system_type,
+        "host": c.host,
+        "port": c.port,
+        "username": c.username,
+        "password": c.password()?.expose(),
+        "use_ssl": !c.no_ssl,
+        "insecure": c.insecure,
     });
     if let Some(name) = &args.name {
         body["name"] = name.clone().into();
     }
-    if let Some(path) = &args.ca_cert {
-        body["ca_certificate_pem"] = read_pem(path)?.into();
+    if let Some(pem) = c.ca_certificate_pem()? {
+        body["ca_certificate_pem"] = pem.into();
     }
     let registered: Registered = client.post("/api/v1/providers", &body).await?;
     if !args.wait {

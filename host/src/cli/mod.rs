@@ -8,12 +8,13 @@ mod host_commands;
 mod render;
 mod table;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use southbound_sdk::{ROption, RString, Secret, StorageProvider};
+use southbound_sdk::{RString, Secret, StorageProvider};
 
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -110,11 +111,9 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-/// `probe`.
+/// How to reach a storage provider (`probe`, `providers add`).
 #[derive(Debug, Args)]
-pub struct ProbeArgs {
-    #[command(flatten)]
-    pub plugins: PluginsArg,
+pub struct ConnectionArgs {
     /// Storage system type; picks the driver.
     #[arg(long = "type")]
     pub system_type: String,
@@ -127,10 +126,11 @@ pub struct ProbeArgs {
     /// User name.
     #[arg(long, default_value = "")]
     pub username: String,
-    /// File holding the password (one trailing newline is ignored).
+    /// File holding the password (one trailing newline is ignored) [default:
+    /// prompt on a terminal; refused otherwise].
     #[arg(long)]
     pub password_file: Option<PathBuf>,
-    /// PEM CA certificate to trust for the provider's TLS certificate.
+    /// PEM certificate (a CA, or the gateway's own) to trust for the provider's TLS.
     #[arg(long, conflicts_with = "insecure")]
     pub ca_cert: Option<PathBuf>,
     /// Do not verify the provider's TLS certificate.
@@ -139,6 +139,76 @@ pub struct ProbeArgs {
     /// Talk plain HTTP instead of TLS.
     #[arg(long)]
     pub no_ssl: bool,
+}
+
+impl ConnectionArgs {
+    /// The password: from `--password-file`, else typed at a terminal prompt.
+    fn password(&self) -> Result<Secret> {
+        if let Some(path) = &self.password_file {
+            return read_password(path);
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!("no password: give --password-file FILE (standard input is not a terminal to prompt on)");
+        }
+        eprint!("Password for {}@{}: ", self.username, self.host);
+        let _echo = EchoOff::new();
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password")?;
+        eprintln!();
+        Ok(Secret::new(line.trim_end_matches(['\r', '\n'])))
+    }
+
+    /// The PEM to pin, if any.
+    fn ca_certificate_pem(&self) -> Result<Option<String>> {
+        self.ca_cert
+            .as_deref()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read CA certificate {}", path.display()))
+            })
+            .transpose()
+    }
+}
+
+/// Turns terminal echo off for its lifetime (password prompts).
+struct EchoOff(Option<libc::termios>);
+
+impl EchoOff {
+    fn new() -> Self {
+        // SAFETY: plain termios calls on stdin with a zeroed struct.
+        unsafe {
+            let mut term: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut term) != 0 {
+                return Self(None);
+            }
+            let saved = term;
+            term.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &term);
+            Self(Some(saved))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            // SAFETY: restores the attributes read in `new`.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, saved);
+            }
+        }
+    }
+}
+
+/// `probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub plugins: PluginsArg,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Deadline of each driver call, in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
@@ -204,11 +274,12 @@ async fn with_catalog(
 }
 
 async fn probe(catalog: &Catalog, args: &ProbeArgs) -> Result<()> {
-    let Some(driver) = catalog.driver(&args.system_type) else {
+    let connection = &args.connection;
+    let Some(driver) = catalog.driver(&connection.system_type) else {
         let known = catalog.system_types();
         bail!(
             "no driver serves storage system type '{}' (served: {})",
-            args.system_type,
+            connection.system_type,
             if known.is_empty() {
                 "none".to_string()
             } else {
@@ -218,19 +289,13 @@ async fn probe(catalog: &Catalog, args: &ProbeArgs) -> Result<()> {
     };
     let provider = StorageProvider {
         provider_type: RString::new(),
-        host: args.host.as_str().into(),
-        port: args.port,
-        username: args.username.as_str().into(),
-        password: match &args.password_file {
-            Some(path) => read_password(path)?,
-            None => Secret::default(),
-        },
-        use_ssl: !args.no_ssl,
-        ca_certificate_pem: match &args.ca_cert {
-            Some(path) => ROption::RSome(RString::from(read_pem(path)?)),
-            None => ROption::RNone,
-        },
-        insecure: args.insecure,
+        host: connection.host.as_str().into(),
+        port: connection.port,
+        username: connection.username.as_str().into(),
+        password: connection.password()?,
+        use_ssl: !connection.no_ssl,
+        ca_certificate_pem: connection.ca_certificate_pem()?.map(RString::from).into(),
+        insecure: connection.insecure,
         details: Default::default(),
     };
     let report = discover_provider(
@@ -240,12 +305,6 @@ async fn probe(catalog: &Catalog, args: &ProbeArgs) -> Result<()> {
     )
     .await?;
     print_json_or(args.json, &report, || render::report(&report))
-}
-
-/// Reads a PEM file.
-fn read_pem(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read CA certificate {}", path.display()))
 }
 
 /// Reads a password file, dropping one trailing line ending.

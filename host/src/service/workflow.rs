@@ -50,8 +50,31 @@ impl Controller {
                 tracing::warn!(job = %id, "lost the lease while running; the result was not written")
             }
             Err(error) => {
-                self.set_healthy(false);
                 tracing::error!(job = %job.id, task = %job.task_id, "cannot record the job's outcome: {error}");
+                // End the task with the cause if the database still answers;
+                // else the lease expires and the job runs again.
+                let message = format!("Cannot write the result: {error}");
+                let next = now_ms()
+                    + millis(match job.kind {
+                        JobKind::Scan => self.settings.scan_interval,
+                        JobKind::Discover => self.settings.discovery_interval,
+                    });
+                let recorded = match job.kind {
+                    JobKind::Scan => {
+                        self.store
+                            .fail_scan(job, &self.node, &message, false, next)
+                            .await
+                    }
+                    JobKind::Discover => {
+                        self.store
+                            .fail_discovery(job, &self.node, &message, None, next)
+                            .await
+                    }
+                };
+                if let Err(e) = recorded {
+                    self.set_healthy(false);
+                    tracing::warn!(job = %job.id, "cannot record the failure either ({e}); the job runs again when its lease expires");
+                }
             }
         }
     }

@@ -198,33 +198,39 @@ async fn write_hosts(
         );
     }
     let mut written = 0;
-    for host in &inventory.host_components {
+    // One order for every transaction: concurrent discoveries of systems
+    // that report the same hosts lock them in the same order (no deadlock).
+    let mut hosts: Vec<_> = inventory.host_components.iter().collect();
+    hosts.sort_by(|a, b| a.native_id.as_str().cmp(b.native_id.as_str()));
+    for host in hosts {
         let data = to_json(host);
         let (host_id, stored_data, link) = match links.remove(host.native_id.as_str()) {
             Some((id, stored, visible)) => (id, Some(stored), Some(visible)),
             None => {
+                // Another system's discovery may create the same host at the
+                // same moment: insert-if-absent (waits for the other
+                // transaction on PostgreSQL), then read whichever row won.
+                let inserted = sqlx::query(
+                    "INSERT INTO hosts (id, native_id, host_name, data, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (native_id) DO NOTHING",
+                )
+                .bind(new_id("host"))
+                .bind(host.native_id.as_str())
+                .bind(host.host_name.as_str())
+                .bind(&data)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
                 let row = sqlx::query("SELECT id, data FROM hosts WHERE native_id = $1")
                     .bind(host.native_id.as_str())
-                    .fetch_optional(&mut **tx)
+                    .fetch_one(&mut **tx)
                     .await?;
-                match row {
-                    Some(row) => (row.try_get("id")?, Some(row.try_get("data")?), None),
-                    None => {
-                        let id = new_id("host");
-                        sqlx::query(
-                            "INSERT INTO hosts (id, native_id, host_name, data, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5)",
-                        )
-                        .bind(&id)
-                        .bind(host.native_id.as_str())
-                        .bind(host.host_name.as_str())
-                        .bind(&data)
-                        .bind(now)
-                        .execute(&mut **tx)
-                        .await?;
-                        written += 1;
-                        (id, None, None)
-                    }
+                if inserted == 1 {
+                    written += 1;
+                    (row.try_get("id")?, None, None)
+                } else {
+                    (row.try_get("id")?, Some(row.try_get("data")?), None)
                 }
             }
         };
@@ -365,26 +371,17 @@ impl Store {
         system_id: &str,
         page: PageRequest,
     ) -> Result<Page<PoolRecord>, StoreError> {
-        let (rows, total) = self.system_objects("pools", system_id, page).await?;
-        let items = rows
-            .iter()
-            .map(|row| {
-                Ok(PoolRecord {
-                    id: row.try_get("id")?,
-                    system_id: row.try_get("system_id")?,
-                    native_guid: row.try_get("native_guid")?,
-                    discovery_status: visibility(row)?,
-                    pool: parse_json("pool", &row.try_get::<String, _>("data")?)?,
-                    updated_at: row.try_get("updated_at")?,
-                })
+        self.system_objects("pools", system_id, page, |row, pool| {
+            Ok(PoolRecord {
+                id: row.try_get("id")?,
+                system_id: row.try_get("system_id")?,
+                native_guid: row.try_get("native_guid")?,
+                discovery_status: visibility(row)?,
+                pool,
+                updated_at: row.try_get("updated_at")?,
             })
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Page {
-            items,
-            total,
-            offset: page.offset,
-            limit: page.limit,
         })
+        .await
     }
 
     /// A system's ports, by name.
@@ -393,34 +390,28 @@ impl Store {
         system_id: &str,
         page: PageRequest,
     ) -> Result<Page<PortRecord>, StoreError> {
-        let (rows, total) = self.system_objects("ports", system_id, page).await?;
-        let items = rows
-            .iter()
-            .map(|row| {
-                Ok(PortRecord {
-                    id: row.try_get("id")?,
-                    system_id: row.try_get("system_id")?,
-                    native_guid: row.try_get("native_guid")?,
-                    discovery_status: visibility(row)?,
-                    port: parse_json("port", &row.try_get::<String, _>("data")?)?,
-                    updated_at: row.try_get("updated_at")?,
-                })
+        self.system_objects("ports", system_id, page, |row, port| {
+            Ok(PortRecord {
+                id: row.try_get("id")?,
+                system_id: row.try_get("system_id")?,
+                native_guid: row.try_get("native_guid")?,
+                discovery_status: visibility(row)?,
+                port,
+                updated_at: row.try_get("updated_at")?,
             })
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Page {
-            items,
-            total,
-            offset: page.offset,
-            limit: page.limit,
         })
+        .await
     }
 
-    async fn system_objects(
+    /// One page of a system's objects of `table` (`pools` or `ports`), each
+    /// row and its parsed document made into a record by `record`.
+    async fn system_objects<T: serde::de::DeserializeOwned, R>(
         &self,
         table: &'static str,
         system_id: &str,
         page: PageRequest,
-    ) -> Result<(Vec<AnyRow>, i64), StoreError> {
+        record: impl Fn(&AnyRow, T) -> Result<R, sqlx::Error>,
+    ) -> Result<Page<R>, StoreError> {
         let total: i64 = sqlx::query(&format!(
             "SELECT COUNT(*) AS n FROM {table} WHERE system_id = $1"
         ))
@@ -437,7 +428,19 @@ impl Store {
         .bind(page.offset)
         .fetch_all(&self.pool)
         .await?;
-        Ok((rows, total))
+        let items = rows
+            .iter()
+            .map(|row| {
+                let document = parse_json(table, &row.try_get::<String, _>("data")?)?;
+                Ok(record(row, document)?)
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page {
+            items,
+            total,
+            offset: page.offset,
+            limit: page.limit,
+        })
     }
 
     /// Hosts, by name; each once, with the systems that report it. With
