@@ -117,6 +117,8 @@ pub struct PluginEntry {
     pub isolation: Option<Isolation>,
     /// Pid of its worker, if it runs in one.
     pub worker_pid: Option<u32>,
+    /// How many times its worker has been restarted.
+    pub restarts: u64,
     /// Outcome.
     #[serde(flatten)]
     pub status: PluginStatus,
@@ -381,7 +383,7 @@ impl Catalog {
             .files
             .iter()
             .map(|f| {
-                let (status, isolation, worker_pid) = match &f.outcome {
+                let (status, isolation, worker_pid, restarts) = match &f.outcome {
                     Outcome::Refused(reason) => (
                         PluginStatus::Refused {
                             reason: reason.clone(),
@@ -389,6 +391,7 @@ impl Catalog {
                         },
                         None,
                         None,
+                        0,
                     ),
                     Outcome::Loaded(driver) => {
                         let info = Box::new(driver.info().clone());
@@ -401,7 +404,12 @@ impl Catalog {
                                 PluginStatus::Quarantined { info, reason }
                             }
                         };
-                        (status, Some(driver.isolation()), driver.worker_pid())
+                        (
+                            status,
+                            Some(driver.isolation()),
+                            driver.worker_pid(),
+                            driver.restarts(),
+                        )
                     }
                 };
                 PluginEntry {
@@ -409,6 +417,7 @@ impl Catalog {
                     sha256: f.sha256.clone(),
                     isolation,
                     worker_pid,
+                    restarts,
                     status,
                 }
             })

@@ -73,6 +73,15 @@ pub async fn scan_provider(
     Ok(ScanResult { scan, problems })
 }
 
+/// The driver calls of one system's discovery, in the order they are made.
+pub const DISCOVERY_CALLS: [&str; 5] = [
+    "discover_system",
+    "discover_pools",
+    "discover_ports",
+    "discover_host_components",
+    "capability_definitions",
+];
+
 /// One system's discovery, after the rules.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SystemDiscovery {

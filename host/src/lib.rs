@@ -20,6 +20,7 @@ pub mod datadir;
 pub mod discovery;
 pub mod isolation;
 pub mod loader;
+pub mod metrics;
 pub mod scheduler;
 pub mod secrets;
 pub mod serve;

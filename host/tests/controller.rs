@@ -227,9 +227,18 @@ impl Api {
 }
 
 async fn start_simulator() -> Simulator {
+    start_cluster(0).await
+}
+
+/// The `small` topology as ScaleIO cluster number `n`: its ids differ from
+/// every other cluster's.
+async fn start_cluster(n: usize) -> Simulator {
     Simulator::start(SimConfig {
         api_version: ApiVersion::V3_6,
-        topology: TopologySpec::small(),
+        topology: TopologySpec {
+            first_index: n * 1_000_000,
+            ..TopologySpec::small()
+        },
         ..SimConfig::default()
     })
     .await
@@ -859,9 +868,18 @@ fn validate_openapi(document: &Value, dir: &Path) {
 async fn store_contract(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = Store::open(&db.url, sealer()).await.unwrap();
-    // Opening again runs the migrations again: a no-op.
-    let again = Store::open(&db.url, sealer()).await.unwrap();
-    again.close().await;
+    // A second host on the same database: PostgreSQL shares it (the
+    // migrations run again as a no-op); SQLite is single-host and refuses.
+    match (backend, Store::open(&db.url, sealer()).await) {
+        (Backend::Postgres, Ok(again)) => again.close().await,
+        (Backend::Sqlite, Err(StoreError::InUse(message))) => {
+            assert!(
+                message.contains("SQLite is single-host") && message.contains("pid"),
+                "{message}"
+            )
+        }
+        (_, other) => panic!("{backend:?}: {other:?}"),
+    }
 
     // Providers: the password is sealed at rest and opens for the driver only.
     let new = NewProvider {
@@ -893,13 +911,6 @@ async fn store_contract(backend: Backend) {
         .await
         .unwrap();
     assert!(!sealed.0.contains("Sup3rSecret") && sealed.0.starts_with("v1:"));
-    // The wrong key cannot open it.
-    let other = Store::open(&db.url, Sealer::new(&[1; 32])).await.unwrap();
-    assert!(matches!(
-        other.provider_connection(&provider.id).await,
-        Err(StoreError::Secret(_))
-    ));
-    other.close().await;
 
     // Jobs: one per target; a second request joins it.
     let scan = NewTask {
@@ -1117,6 +1128,26 @@ async fn store_contract(backend: Backend) {
 
     raw.close().await;
     store.close().await;
+    drop(store);
+
+    // A host with another key is refused at once (not at its first driver
+    // call, with credentials it cannot read); the lock went with the store.
+    let other = Store::open(&db.url, Sealer::new(&[1; 32])).await;
+    assert!(
+        matches!(other, Err(StoreError::WrongSecretKey)),
+        "{other:?}"
+    );
+    let same = Store::open(&db.url, sealer()).await.unwrap();
+    assert_eq!(
+        same.provider_connection(&provider.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password
+            .expose(),
+        "Sup3rSecret"
+    );
+    same.close().await;
     db.drop_database().await;
 }
 
@@ -1274,4 +1305,569 @@ async fn cli_against_serve_survives_a_restart() {
         drop(sim);
         db.drop_database().await;
     }
+}
+
+// ---------------------------------------------------------------------------
+// Scale-out: several hosts on one PostgreSQL, failover, database restarts,
+// metrics.
+
+/// Parses OpenMetrics text with the Prometheus client's own parser; returns
+/// (name, labels, value) samples.
+fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json\n\
+             from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n\
+             print(json.dumps([[s.name, s.labels, s.value] for f in parse(sys.stdin.read()) for s in f.samples]))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with prometheus-client (pip install prometheus-client)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples: Vec<(String, Value, f64)> = serde_json::from_slice(&out.stdout).unwrap();
+    samples
+}
+
+fn metric(samples: &[(String, Value, f64)], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l[*k] == *v))
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+async fn metrics_of(api: &Api) -> Vec<(String, Value, f64)> {
+    let response = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    parse_metrics(&response.text().await.unwrap())
+}
+
+/// Two hosts on one PostgreSQL and ten gateways: every due discovery runs
+/// exactly once per cycle across the hosts, never twice at once; both hosts
+/// show the same inventory; /metrics counts what was done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_share_one_postgresql() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let plugins = support::plugins_dir(&["scaleio-driver"]);
+    let mut sims = Vec::new();
+    for n in 0..10 {
+        sims.push(start_cluster(n).await);
+    }
+    let shared = ControllerSettings {
+        // Cycles are started by hand below (next_discovery_at moved to now on
+        // every system at once), so both schedulers race for the same work.
+        min_discovery_interval: Duration::ZERO,
+        ..settings()
+    };
+    let (data_a, data_b) = shared_key_dirs();
+    let host_a =
+        start_named_host(&db, data_a.path(), plugins.path(), shared.clone(), "node-a").await;
+    let host_b = start_named_host(&db, data_b.path(), plugins.path(), shared, "node-b").await;
+    let (api_a, api_b) = (Api::of(&host_a), Api::of(&host_b));
+
+    // Registrations through either host; each is scanned and discovered once.
+    for (i, sim) in sims.iter().enumerate() {
+        let mut body = registration(sim);
+        body["name"] = format!("sim-{i}").into();
+        let api = if i % 2 == 0 { &api_a } else { &api_b };
+        api.post("/api/v1/providers", body).await;
+    }
+    let systems = loop {
+        let systems = api_b.wait_discoveries().await;
+        if systems.len() == 10 {
+            break systems;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        api_a.get("/api/v1/inventory").await,
+        api_b.get("/api/v1/inventory").await
+    );
+    let reads_before: Vec<u64> = sims.iter().map(bulk_reads).collect();
+
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    for _cycle in 0..2 {
+        // Past the driver's snapshot window: each discovery reads its gateway once.
+        tokio::time::sleep(FRESH_READ).await;
+        sqlx::query("UPDATE systems SET next_discovery_at = 0")
+            .execute(&raw)
+            .await
+            .unwrap();
+        // Every system's discovery is queued by one host, and both run them.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let tasks = all_tasks(&api_a).await;
+            let done = tasks
+                .iter()
+                .filter(|t| {
+                    t["operation"] == "discover"
+                        && t["origin"] == "scheduler"
+                        && t["status"] == "READY"
+                })
+                .count();
+            if done == 10 * (_cycle + 1) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cycle {_cycle} did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    raw.close().await;
+
+    let tasks = all_tasks(&api_b).await;
+    for system in &systems {
+        let mut runs: Vec<&Value> = tasks
+            .iter()
+            .filter(|t| t["operation"] == "discover" && t["target_id"] == system["id"])
+            .collect();
+        assert_eq!(
+            runs.len(),
+            3,
+            "one discovery after the scan, one per cycle: {runs:?}"
+        );
+        runs.sort_by_key(|t| t["started_at"].as_i64());
+        for pair in runs.windows(2) {
+            assert!(
+                pair[0]["ended_at"].as_i64() <= pair[1]["started_at"].as_i64(),
+                "two discoveries of one system at once: {pair:?}"
+            );
+        }
+    }
+    let nodes: BTreeSet<&str> = tasks.iter().filter_map(|t| t["node"].as_str()).collect();
+    assert_eq!(nodes, ["node-a", "node-b"].into(), "both hosts did work");
+    for (sim, before) in sims.iter().zip(reads_before) {
+        assert_eq!(
+            bulk_reads(sim) - before,
+            2,
+            "each gateway was read once per cycle"
+        );
+    }
+
+    // The metrics of both hosts add up to what ran.
+    let (ma, mb) = (metrics_of(&api_a).await, metrics_of(&api_b).await);
+    let sum =
+        |name: &str, labels: &[(&str, &str)]| metric(&ma, name, labels) + metric(&mb, name, labels);
+    assert_eq!(
+        sum(
+            "southbound_jobs_total",
+            &[("operation", "discover"), ("outcome", "READY")]
+        ),
+        30.0
+    );
+    assert_eq!(
+        sum(
+            "southbound_jobs_total",
+            &[("operation", "scan"), ("outcome", "READY")]
+        ),
+        10.0
+    );
+    assert_eq!(
+        sum(
+            "southbound_driver_calls_total",
+            &[
+                ("driver", "scaleio-driver"),
+                ("call", "discover_pools"),
+                ("outcome", "ok")
+            ]
+        ),
+        30.0
+    );
+    assert_eq!(
+        sum(
+            "southbound_job_duration_seconds_count",
+            &[("operation", "discover")]
+        ),
+        30.0
+    );
+    assert_eq!(
+        metric(&ma, "southbound_inventory_objects", &[("kind", "systems")]),
+        10.0
+    );
+    assert_eq!(
+        metric(&ma, "southbound_inventory_objects", &[("kind", "hosts")]),
+        30.0
+    );
+    assert_eq!(metric(&mb, "southbound_jobs_waiting", &[]), 0.0);
+    assert_eq!(
+        metric(&ma, "southbound_database_up", &[("node", "node-a")]),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &mb,
+            "southbound_driver_quarantined",
+            &[("driver", "scaleio-driver"), ("node", "node-b")]
+        ),
+        0.0
+    );
+
+    host_a.shutdown().await;
+    host_b.shutdown().await;
+    db.drop_database().await;
+}
+
+/// Two data directories with the same secret key, as hosts sharing one
+/// database must have.
+fn shared_key_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    for dir in [&a, &b] {
+        std::fs::write(dir.path().join("secret.key"), key).unwrap();
+    }
+    (a, b)
+}
+
+fn bulk_reads(sim: &Simulator) -> u64 {
+    sim.state()
+        .stats()
+        .requests
+        .get("GET /api/instances")
+        .copied()
+        .unwrap_or(0)
+}
+
+async fn all_tasks(api: &Api) -> Vec<Value> {
+    api.get("/api/v1/tasks?limit=10000").await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn start_named_host(
+    db: &TestDb,
+    data: &Path,
+    plugins: &Path,
+    settings: ControllerSettings,
+    node: &str,
+) -> RunningHost {
+    serve::start(HostOptions {
+        plugins_dir: plugins.to_path_buf(),
+        policy: support::policy(DriverSettings::default()),
+        data_dir: DataDir::resolve(Some(data)).unwrap(),
+        database_url: Some(db.url.clone()),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token_file: None,
+        settings,
+        node: Some(node.to_string()),
+    })
+    .await
+    .expect("host starts")
+}
+
+/// A host killed with SIGKILL in the middle of a discovery: its lease
+/// expires, the other host takes the job over and finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_hosts_discovery_is_taken_over() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let plugins = support::plugins_dir(&["scaleio-driver"]);
+    let sim = start_simulator().await;
+    let config = "[scheduler]\nlease_secs = 3\npoll_interval_ms = 200\n";
+    let (data_a, data_b) = shared_key_dirs();
+    for data in [&data_a, &data_b] {
+        std::fs::write(data.path().join("southbound.toml"), config).unwrap();
+    }
+    let mut serve_a = start_serve(data_a.path(), plugins.path(), &db.url);
+    let mut serve_b = start_serve(data_b.path(), plugins.path(), &db.url);
+    let api_b = Api {
+        base: std::fs::read_to_string(data_b.path().join("server.url"))
+            .unwrap()
+            .trim()
+            .to_string(),
+        token: std::fs::read_to_string(data_b.path().join("api.token"))
+            .unwrap()
+            .trim()
+            .to_string(),
+        http: reqwest::Client::new(),
+    };
+    // Every gateway request takes 1.5 s: the discovery is long enough to kill its host.
+    let registered = api_b.post("/api/v1/providers", registration(&sim)).await;
+    api_b
+        .wait_task(registered["task"]["id"].as_str().unwrap())
+        .await;
+    api_b.wait_discoveries().await;
+    sim.state()
+        .set_faults(Faults {
+            latency_ms: 1500,
+            ..Faults::default()
+        })
+        .unwrap();
+    tokio::time::sleep(FRESH_READ).await;
+    let system = system_id(&api_b).await;
+    let task = api_b
+        .post(&format!("/api/v1/systems/{system}/discover"), json!({}))
+        .await;
+    let task_id = task["id"].as_str().unwrap().to_string();
+    let holder = loop {
+        let task = api_b.get(&format!("/api/v1/tasks/{task_id}")).await;
+        if let Some(node) = task["node"].as_str() {
+            break node.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let pid: u32 = holder.rsplit('-').next().unwrap().parse().unwrap();
+    let (victim, survivor_api) = if pid == serve_a.id() {
+        (&mut serve_a, api_b)
+    } else {
+        assert_eq!(pid, serve_b.id(), "the holder is one of the two hosts");
+        let api_a = Api {
+            base: std::fs::read_to_string(data_a.path().join("server.url"))
+                .unwrap()
+                .trim()
+                .to_string(),
+            token: std::fs::read_to_string(data_a.path().join("api.token"))
+                .unwrap()
+                .trim()
+                .to_string(),
+            http: reqwest::Client::new(),
+        };
+        (&mut serve_b, api_a)
+    };
+    victim.kill().unwrap(); // SIGKILL: no release, the lease must expire
+    victim.wait().unwrap();
+    let ended = survivor_api.wait_task(&task_id).await;
+    assert_eq!(ended["status"], "READY", "{ended}");
+    assert_ne!(ended["node"].as_str(), Some(holder.as_str()));
+    assert!(
+        ended["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("taken over from node {holder}")),
+        "{ended}"
+    );
+    sim.state().set_faults(Faults::default()).unwrap();
+    assert_inventory_matches(&survivor_api, &sim).await;
+    for serve in [&mut serve_a, &mut serve_b] {
+        let _ = serve.kill();
+        let _ = serve.wait();
+    }
+    db.drop_database().await;
+}
+
+/// A PostgreSQL of the test's own, in a temporary directory, started with
+/// the machine's binaries (as the `postgres` user when running as root).
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn as_postgres(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } == 0 {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(path);
+            cmd
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL binaries under /usr/lib/postgresql")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())
+            .expect("initdb under /usr/lib/postgresql/*/bin");
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } == 0 {
+            let status = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let pg = Self { dir, bin, port };
+        let out = pg
+            .as_postgres("initdb")
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(pg.data())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.ctl("start");
+        pg
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = self
+            .as_postgres("pg_ctl")
+            .args(["-w", "-D"])
+            .arg(self.data())
+            .args(["-o", &options, "-l"])
+            .arg(self.dir.path().join("log"))
+            .arg(action)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self
+            .as_postgres("pg_ctl")
+            .args(["-m", "immediate", "-D"])
+            .arg(self.data())
+            .arg("stop")
+            .output();
+    }
+}
+
+/// PostgreSQL restarted while two hosts run: they report unhealthy, recover
+/// by themselves, and nothing is lost or duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_recover_from_a_postgresql_restart() {
+    let pg = PrivatePostgres::start();
+    let db = TestDb {
+        url: pg.url(),
+        postgres: None,
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let plugins = support::plugins_dir(&["scaleio-driver"]);
+    let sim = start_simulator().await;
+    let fast = ControllerSettings {
+        discovery_interval: Duration::from_secs(2),
+        min_discovery_interval: Duration::from_secs(1),
+        ..settings()
+    };
+    let (data_a, data_b) = shared_key_dirs();
+    let host_a = start_named_host(&db, data_a.path(), plugins.path(), fast.clone(), "node-a").await;
+    let host_b = start_named_host(&db, data_b.path(), plugins.path(), fast, "node-b").await;
+    let (api_a, api_b) = (Api::of(&host_a), Api::of(&host_b));
+    let registered = api_a.post("/api/v1/providers", registration(&sim)).await;
+    api_a
+        .wait_task(registered["task"]["id"].as_str().unwrap())
+        .await;
+    api_a.wait_discoveries().await;
+    let before = api_a.get("/api/v1/inventory").await;
+
+    pg.ctl("stop");
+    for api in [&api_a, &api_b] {
+        let health = api
+            .http
+            .get(format!("{}/healthz", api.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 503, "unhealthy while the database is down");
+        let body: Value = health.json().await.unwrap();
+        assert_eq!(body["status"], "unhealthy");
+    }
+    // Scheduled rediscoveries come due while the database is down.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pg.ctl("start");
+
+    // Both recover with no manual step, and the schedule goes on.
+    for api in [&api_a, &api_b] {
+        let mut healthy = false;
+        for _ in 0..100 {
+            let health = api
+                .http
+                .get(format!("{}/healthz", api.base))
+                .send()
+                .await
+                .unwrap();
+            if health.status() == 200 {
+                healthy = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(healthy, "{} recovered", api.base);
+    }
+    let restarted_at = store_now();
+    let mut rediscovered = false;
+    for _ in 0..100 {
+        let system = api_b
+            .get(&format!("/api/v1/systems/{}", system_id(&api_b).await))
+            .await;
+        if system["last_discovery_success_at"].as_i64().unwrap() > restarted_at
+            && system["discovery_status"] == "COMPLETE"
+        {
+            rediscovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        rediscovered,
+        "scheduled discoveries resumed after the restart"
+    );
+    let after = api_a.get("/api/v1/inventory").await;
+    for (b, a) in before["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(after["systems"].as_array().unwrap())
+    {
+        assert_eq!(
+            b["pools"].as_array().unwrap().len(),
+            a["pools"].as_array().unwrap().len()
+        );
+        assert_eq!(b["ports"], a["ports"], "no port lost or duplicated");
+        assert_eq!(b["host_ids"], a["host_ids"]);
+    }
+    assert_eq!(before["hosts"], after["hosts"]);
+    assert_eq!(after["systems"].as_array().unwrap().len(), 1);
+    assert_inventory_matches(&api_a, &sim).await;
+    host_a.shutdown().await;
+    host_b.shutdown().await;
+}
+
+fn store_now() -> i64 {
+    southbound_host::store::now_ms()
 }

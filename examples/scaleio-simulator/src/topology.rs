@@ -23,6 +23,10 @@ pub struct TopologySpec {
     /// Every `n`th SDC is disconnected from the MDM (0: none).
     #[serde(default)]
     pub disconnected_sdc_every: usize,
+    /// Object indexes start after this one, so several simulators (several
+    /// ScaleIO systems) serve distinct ids, as real clusters do.
+    #[serde(default)]
+    pub first_index: usize,
 }
 
 /// One protection domain.
@@ -146,6 +150,7 @@ impl TopologySpec {
             }],
             sdcs: 3,
             disconnected_sdc_every: 0,
+            first_index: 0,
         }
     }
 
@@ -186,6 +191,7 @@ impl TopologySpec {
             protection_domains: (0..8).map(pd).collect(),
             sdcs: 2048,
             disconnected_sdc_every: 97,
+            first_index: 0,
         }
     }
 
@@ -323,9 +329,9 @@ impl Inventory {
     pub fn generate(spec: &TopologySpec) -> Result<Self, TopologyError> {
         let mut inv = Inventory {
             system: System {
-                id: object_id("System", 0),
+                id: object_id("System", spec.first_index),
                 name: "sim-cluster".into(),
-                install_id: object_id("Install", 0),
+                install_id: object_id("Install", spec.first_index),
             },
             protection_domains: Vec::new(),
             fault_sets: Vec::new(),
@@ -334,7 +340,7 @@ impl Inventory {
             sdcs: Vec::new(),
             devices: Vec::new(),
             volumes: Vec::new(),
-            next_index: 0,
+            next_index: spec.first_index,
         };
         if spec.protection_domains.is_empty() {
             return Err(TopologyError::Invalid(

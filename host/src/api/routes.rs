@@ -38,6 +38,7 @@ pub(super) fn register(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppStat
         .routes(routes!(list_drivers))
         .routes(routes!(rescan_drivers))
         .routes(routes!(inventory))
+        .routes(routes!(metrics))
 }
 
 fn page(
@@ -275,4 +276,19 @@ async fn rescan_drivers(State(c): State<AppState>) -> ApiResult<Rescan> {
     responses((status = 200, body = InventoryView)))]
 async fn inventory(State(c): State<AppState>) -> ApiResult<InventoryView> {
     Ok(Json(c.inventory().await?))
+}
+
+/// Prometheus metrics of this host (OpenMetrics text): jobs by outcome and
+/// their durations, driver calls, worker restarts and quarantines, jobs
+/// waiting, objects per type; every series labelled with the node.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
+async fn metrics(State(c): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        c.metrics_text().await,
+    )
 }

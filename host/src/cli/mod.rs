@@ -32,8 +32,27 @@ pub struct Cli {
     #[arg(long, global = true, env = "SOUTHBOUND_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Log line format on stderr: text, or json for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "SOUTHBOUND_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Subcommands.

@@ -233,6 +233,11 @@ pub trait Driver: Send + Sync {
         None
     }
 
+    /// How many times the driver's worker has been restarted.
+    fn restarts(&self) -> u64 {
+        0
+    }
+
     /// Stops taking calls, lets the ones in flight finish, then releases the
     /// driver (a worker exits; an in-process library stays mapped).
     async fn retire(&self) {}

@@ -671,11 +671,6 @@ impl WorkerDriver {
         tokio::spawn(Arc::clone(&supervisor).supervise(worker));
         Ok(Self { info, supervisor })
     }
-
-    /// How many times the worker has been restarted.
-    pub fn restarts(&self) -> u64 {
-        lock(&self.supervisor.state).restarts
-    }
 }
 
 #[async_trait]
@@ -709,6 +704,10 @@ impl Driver for WorkerDriver {
                 last_crash: state.last_death(),
             }
         }
+    }
+
+    fn restarts(&self) -> u64 {
+        lock(&self.supervisor.state).restarts
     }
 
     fn worker_pid(&self) -> Option<u32> {

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 use crate::catalog::{Catalog, PluginEntry};
+use crate::metrics::Metrics;
 use crate::store::{
     CapabilityDefinitionRecord, HostRecord, JobKind, NewTask, Origin, Page, PageRequest,
     PoolRecord, PortRecord, ProviderRecord, Store, StoreError, SystemFilter, SystemRecord,
@@ -163,6 +164,7 @@ pub struct Controller {
     node: String,
     wake: Notify,
     healthy: AtomicBool,
+    metrics: Metrics,
 }
 
 impl Controller {
@@ -174,6 +176,7 @@ impl Controller {
         node: String,
     ) -> Self {
         Self {
+            metrics: Metrics::new(&node),
             store,
             catalog,
             settings,
@@ -216,6 +219,15 @@ impl Controller {
                 tracing::error!("database unreachable; retrying");
             }
         }
+    }
+
+    /// The metrics, as Prometheus scrapes them (OpenMetrics text).
+    pub async fn metrics_text(&self) -> String {
+        let waiting = self.store.pending_jobs().await.ok();
+        self.set_healthy(waiting.is_some());
+        let objects = self.store.object_counts().await.unwrap_or_default();
+        self.metrics
+            .encode(&self.catalog.entries(), waiting, &objects)
     }
 
     /// Whether the database answers now.

@@ -39,13 +39,21 @@ fn millis(d: Duration) -> i64 {
 impl Controller {
     /// Runs one claimed job to its end and records the outcome.
     pub(crate) async fn run_job(&self, job: &ClaimedJob) {
+        let clock = std::time::Instant::now();
         let started = now_ms();
         let result = match job.kind {
             JobKind::Scan => self.run_scan(job, started).await,
             JobKind::Discover => self.run_discovery(job, started).await,
         };
+        let outcome = match &result {
+            Ok(status) => *status,
+            Err(StoreError::LeaseLost(_)) => "lease_lost",
+            Err(_) => "not_recorded",
+        };
+        self.metrics
+            .job(job.kind.as_str(), outcome, clock.elapsed().as_secs_f64());
         match result {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(StoreError::LeaseLost(id)) => {
                 tracing::warn!(job = %id, "lost the lease while running; the result was not written")
             }
@@ -60,16 +68,16 @@ impl Controller {
                         JobKind::Discover => self.settings.discovery_interval,
                     });
                 let recorded = match job.kind {
-                    JobKind::Scan => {
-                        self.store
-                            .fail_scan(job, &self.node, &message, false, next)
-                            .await
-                    }
-                    JobKind::Discover => {
-                        self.store
-                            .fail_discovery(job, &self.node, &message, None, next)
-                            .await
-                    }
+                    JobKind::Scan => self
+                        .store
+                        .fail_scan(job, &self.node, &message, false, next)
+                        .await
+                        .map(|()| "FAILED"),
+                    JobKind::Discover => self
+                        .store
+                        .fail_discovery(job, &self.node, &message, None, next)
+                        .await
+                        .map(|()| "FAILED"),
                 };
                 if let Err(e) = recorded {
                     self.set_healthy(false);
@@ -102,13 +110,14 @@ impl Controller {
         Ok(Ok((driver, provider)))
     }
 
-    async fn run_scan(&self, job: &ClaimedJob, started: i64) -> Result<(), StoreError> {
+    async fn run_scan(&self, job: &ClaimedJob, started: i64) -> Result<&'static str, StoreError> {
         let next = started + millis(self.settings.scan_interval);
         let Some(record) = self.store.provider(&job.target_id).await? else {
             return self
                 .store
                 .fail_scan(job, &self.node, "the provider was removed", false, next)
-                .await;
+                .await
+                .map(|()| "FAILED");
         };
         let (driver, provider) = match self.connect(&record.id, &record.system_type).await? {
             Ok(connected) => connected,
@@ -117,22 +126,31 @@ impl Controller {
                     .store
                     .fail_scan(job, &self.node, &failure, false, next)
                     .await
+                    .map(|()| "FAILED")
             }
         };
         let scanned =
-            match discovery::scan_provider(driver.as_ref(), &provider, self.settings.call_timeout)
-                .await
-            {
-                Ok(scanned) => scanned,
-                Err(error) => {
-                    let message = format!("Failed to scan provider {}: {error}", record.name);
-                    tracing::warn!(provider = %record.name, "{message}");
-                    return self
-                        .store
-                        .fail_scan(job, &self.node, &message, false, next)
-                        .await;
-                }
-            };
+            discovery::scan_provider(driver.as_ref(), &provider, self.settings.call_timeout).await;
+        let driver_name = driver.info().name.to_string();
+        self.metrics.driver_call(
+            &driver_name,
+            "scan_provider",
+            scanned
+                .as_ref()
+                .map_or_else(|e| e.error.kind.name().unwrap_or("unknown"), |_| "ok"),
+        );
+        let scanned = match scanned {
+            Ok(scanned) => scanned,
+            Err(error) => {
+                let message = format!("Failed to scan provider {}: {error}", record.name);
+                tracing::warn!(provider = %record.name, "{message}");
+                return self
+                    .store
+                    .fail_scan(job, &self.node, &message, false, next)
+                    .await
+                    .map(|()| "FAILED");
+            }
+        };
         let details = &scanned.scan.details;
         if !details.is_supported_version {
             let message = format!(
@@ -144,10 +162,16 @@ impl Controller {
             return self
                 .store
                 .fail_scan(job, &self.node, &message, true, next)
-                .await;
+                .await
+                .map(|()| "FAILED");
         }
         let systems: Vec<_> = scanned.scan.systems.iter().cloned().collect();
         let problems = scanned.problems;
+        let status = if problems.is_empty() {
+            "READY"
+        } else {
+            "WARNING"
+        };
         let written = self
             .store
             .complete_scan(job, &self.node, details, &systems, next, |w| {
@@ -158,28 +182,29 @@ impl Controller {
                     w.now_unreachable,
                     w.discovery_tasks.len()
                 );
-                if problems.is_empty() {
-                    ("READY", summary)
-                } else {
-                    ("WARNING", format!("{summary}{}", warnings(&problems)))
-                }
+                (status, format!("{summary}{}", warnings(&problems)))
             })
             .await?;
         tracing::info!(provider = %record.name, systems = systems.len(), new = written.new_systems, "scan complete");
         if !written.discovery_tasks.is_empty() {
             self.wake.notify_waiters();
         }
-        Ok(())
+        Ok(status)
     }
 
-    async fn run_discovery(&self, job: &ClaimedJob, started: i64) -> Result<(), StoreError> {
+    async fn run_discovery(
+        &self,
+        job: &ClaimedJob,
+        started: i64,
+    ) -> Result<&'static str, StoreError> {
         let next = started + millis(self.settings.discovery_interval);
         let Some(system) = self.store.discovery_target(&job.target_id).await? else {
             // The system row is gone (never deleted by discovery; only by hand).
             return self
                 .store
                 .fail_discovery(job, &self.node, "the system no longer exists", None, next)
-                .await;
+                .await
+                .map(|()| "FAILED");
         };
         let Some(provider_id) = system.provider_id.clone() else {
             let message = format!(
@@ -189,7 +214,8 @@ impl Controller {
             return self
                 .store
                 .fail_discovery(job, &self.node, &message, None, next)
-                .await;
+                .await
+                .map(|()| "FAILED");
         };
         let (driver, provider) = match self.connect(&provider_id, &system.system_type).await? {
             Ok(connected) => connected,
@@ -198,19 +224,34 @@ impl Controller {
                     .store
                     .fail_discovery(job, &self.node, &failure, None, next)
                     .await
+                    .map(|()| "FAILED")
             }
         };
         self.store
             .task_progress(&job.task_id, 10, "Discovering through the driver")
             .await?;
-        let found = match discovery::discover_system(
+        let found = discovery::discover_system(
             driver.as_ref(),
             &provider,
             &system.details,
             self.settings.call_timeout,
         )
-        .await
-        {
+        .await;
+        // The calls before a failing one succeeded; the ones after it were not made.
+        let failed_step = found
+            .as_ref()
+            .err()
+            .map(|e| (e.step, e.error.kind.name().unwrap_or("unknown")));
+        for call in discovery::DISCOVERY_CALLS {
+            match failed_step {
+                Some((step, kind)) if step == call => {
+                    self.metrics.driver_call(&driver.info().name, call, kind);
+                    break;
+                }
+                _ => self.metrics.driver_call(&driver.info().name, call, "ok"),
+            }
+        }
+        let found = match found {
             Ok(found) => found,
             Err(DiscoveryError { step, error, .. }) => {
                 let message = format!(
@@ -221,7 +262,8 @@ impl Controller {
                 return self
                     .store
                     .fail_discovery(job, &self.node, &message, None, next)
-                    .await;
+                    .await
+                    .map(|()| "FAILED");
             }
         };
         let details = &found.inventory.system;
@@ -235,13 +277,19 @@ impl Controller {
             return self
                 .store
                 .fail_discovery(job, &self.node, &message, Some(details), next)
-                .await;
+                .await
+                .map(|()| "FAILED");
         }
         self.store
             .task_progress(&job.task_id, 90, "Writing the inventory")
             .await?;
         let inventory = &found.inventory;
         let problems = &found.problems;
+        let status = if problems.is_empty() {
+            "READY"
+        } else {
+            "WARNING"
+        };
         let written = self
             .store
             .complete_discovery(
@@ -261,10 +309,10 @@ impl Controller {
                         w.now_not_visible
                     );
                     if problems.is_empty() {
-                        ("READY", summary)
+                        (status, summary)
                     } else {
                         (
-                            "WARNING",
+                            status,
                             format!(
                                 "{summary}; {} invalid objects not written{}",
                                 problems.len(),
@@ -281,6 +329,6 @@ impl Controller {
             not_visible = written.now_not_visible,
             "discovery complete"
         );
-        Ok(())
+        Ok(status)
     }
 }

@@ -179,12 +179,18 @@ pub(super) async fn finish_job(
     if deleted == 0 {
         return Err(StoreError::LeaseLost(job.id.clone()));
     }
+    let message = match &job.previous_owner {
+        Some(previous) => {
+            format!("{message} (taken over from node {previous}, whose lease expired)")
+        }
+        None => message.to_string(),
+    };
     sqlx::query(
         "UPDATE tasks SET status = $2, progress = 100, message = $3, ended_at = $4 WHERE id = $1",
     )
     .bind(&job.task_id)
     .bind(status)
-    .bind(message)
+    .bind(&message)
     .bind(now_ms())
     .execute(&mut **tx)
     .await?;
@@ -233,31 +239,39 @@ impl Store {
         min_discovery_interval_ms: i64,
     ) -> Result<usize, StoreError> {
         let now = now_ms();
-        let due_scans = sqlx::query(
-            "SELECT id, name FROM providers p WHERE next_scan_at <= $1 \
-             AND (last_scan_at IS NULL OR last_scan_at <= $2) \
-             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'scan' AND j.target_id = p.id)",
-        )
-        .bind(now)
-        .bind(now - min_scan_interval_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        let due_discoveries = sqlx::query(
-            "SELECT id, name FROM systems s WHERE provider_id IS NOT NULL \
-             AND next_discovery_at <= $1 \
-             AND (last_discovery_at IS NULL OR last_discovery_at <= $2) \
-             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'discover' AND j.target_id = s.id)",
-        )
-        .bind(now)
-        .bind(now - min_discovery_interval_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        // Due: its time has come, its last run is older than the guard, no job yet.
+        let kinds = [
+            (
+                JobKind::Scan,
+                "providers",
+                "next_scan_at <= $1 AND (last_scan_at IS NULL OR last_scan_at <= $2) \
+                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'scan' AND j.target_id = t.id)",
+                now - min_scan_interval_ms,
+            ),
+            (
+                JobKind::Discover,
+                "systems",
+                "provider_id IS NOT NULL AND next_discovery_at <= $1 \
+                 AND (last_discovery_at IS NULL OR last_discovery_at <= $2) \
+                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'discover' AND j.target_id = t.id)",
+                now - min_discovery_interval_ms,
+            ),
+        ];
+        // On PostgreSQL the target's row is locked and the condition checked
+        // again: a host that just finished this target's job (and moved its
+        // next run) commits first, so no second run slips into one cycle.
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE OF t",
+            Backend::Sqlite => "",
+        };
         let mut queued = 0;
-        for (kind, rows) in [
-            (JobKind::Scan, due_scans),
-            (JobKind::Discover, due_discoveries),
-        ] {
-            for row in rows {
+        for (kind, table, due, guard) in kinds {
+            let candidates = sqlx::query(&format!("SELECT id, name FROM {table} t WHERE {due}"))
+                .bind(now)
+                .bind(guard)
+                .fetch_all(&self.pool)
+                .await?;
+            for row in candidates {
                 let task = NewTask {
                     kind,
                     target_id: row.try_get("id")?,
@@ -265,7 +279,16 @@ impl Store {
                     origin: Origin::Scheduler,
                 };
                 let mut tx = self.pool.begin().await?;
-                if insert_job(&mut tx, &task, now).await?.is_some() {
+                let still_due = sqlx::query(&format!(
+                    "SELECT id FROM {table} t WHERE id = $3 AND {due}{lock}"
+                ))
+                .bind(now)
+                .bind(guard)
+                .bind(&task.target_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+                if still_due && insert_job(&mut tx, &task, now).await?.is_some() {
                     queued += 1;
                 }
                 tx.commit().await?;

@@ -70,6 +70,12 @@ pub enum StoreError {
         /// The parse error.
         error: String,
     },
+    /// Another host uses this SQLite database.
+    #[error("{0}")]
+    InUse(String),
+    /// The database's credentials were sealed with another secret key.
+    #[error("this database's credentials were sealed with another secret key: give every host that shares the database the same key (SOUTHBOUND_SECRET_KEY, or the same secret.key file)")]
+    WrongSecretKey,
     /// A sealed credential does not open.
     #[error(transparent)]
     Secret(#[from] SecretError),
@@ -84,6 +90,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     sealer: Sealer,
+    /// SQLite: the lock that keeps a second host off the file.
+    _single_host: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl Store {
@@ -97,6 +105,13 @@ impl Store {
             Backend::Sqlite
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let single_host = match backend {
+            Backend::Sqlite => sqlite_path(url)
+                .map(|path| lock_single_host(&path))
+                .transpose()?
+                .map(std::sync::Arc::new),
+            Backend::Postgres => None,
         };
         let options = AnyPoolOptions::new().acquire_timeout(std::time::Duration::from_secs(10));
         let pool = match backend {
@@ -113,10 +128,12 @@ impl Store {
             }
         };
         MIGRATOR.run(&pool).await?;
+        check_secret_key(&pool, &sealer).await?;
         Ok(Self {
             pool,
             backend,
             sealer,
+            _single_host: single_host,
         })
     }
 
@@ -135,6 +152,81 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The first host seals a check value into the database; every later host
+/// must open it, or it would write credentials no other host can read.
+async fn check_secret_key(pool: &AnyPool, sealer: &Sealer) -> Result<(), StoreError> {
+    const NAME: &str = "secret_key_check";
+    let sealed = sealer.seal(&southbound_sdk::Secret::new(NAME), NAME);
+    sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(NAME)
+        .bind(&sealed)
+        .execute(pool)
+        .await?;
+    let stored: String = sqlx::query("SELECT value FROM settings WHERE name = $1")
+        .bind(NAME)
+        .fetch_one(pool)
+        .await?
+        .try_get("value")?;
+    match sealer.open(&stored, NAME) {
+        Ok(check) if check.expose() == NAME => Ok(()),
+        _ => Err(StoreError::WrongSecretKey),
+    }
+}
+
+/// The file of a `sqlite:` URL (`None` for an in-memory database).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// SQLite is single-host: an exclusive lock on `<db>.lock`, held for the
+/// store's lifetime, refuses a second host with a clear message (instead of
+/// two schedulers on one file).
+fn lock_single_host(db: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let lock_path = db.with_extension("lock");
+    let open = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path);
+    let mut file = match open {
+        Ok(file) => file,
+        // No place for the lock (the database itself will say why).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::InUse(format!(
+                "cannot create {}: {e}",
+                lock_path.display()
+            )))
+        }
+        Err(e) => {
+            return Err(StoreError::InUse(format!(
+                "cannot open {}: {e}",
+                lock_path.display()
+            )))
+        }
+    };
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(StoreError::InUse(format!(
+            "another southbound host ({}) is using the SQLite database {}; SQLite is single-host: use PostgreSQL (--database-url) to run several hosts",
+            holder.trim(),
+            db.display()
+        )));
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "pid {}", std::process::id());
+    Ok(file)
 }
 
 /// `url` with any password replaced by `***`, for messages.
