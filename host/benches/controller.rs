@@ -10,8 +10,16 @@
 //! The simulator runs in this process; the host in its own (its memory is
 //! the host's alone; drivers run in workers, as in production).
 //!
-//! Run: `cargo bench -p southbound-host --bench controller`
-//! (PostgreSQL from `DATABASE_URL`, default the local test database).
+//! Then throughput on PostgreSQL (`throughput`): how many discoveries per
+//! second one host, then two hosts sharing the database, sustain against 100
+//! simulated gateways of the `small` topology and 10 of `large` (every system
+//! due at once, as when a cycle comes round), with the CPU time and peak
+//! memory of the host processes and of their driver workers, and the median
+//! time of one discovery (small vs large).
+//!
+//! Run: `cargo bench -p southbound-host --bench controller` (both parts), or
+//! `... -- single` / `... -- throughput`. PostgreSQL from `DATABASE_URL`,
+//! default the local test database.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -37,7 +45,13 @@ impl Host {
         let port_file = data.join("port");
         std::fs::write(
             data.join("southbound.toml"),
-            "[scheduler]\npoll_interval_ms = 100\n",
+            "[scheduler]\npoll_interval_ms = 100\nmin_discovery_interval_secs = 0\n",
+        )
+        .unwrap();
+        // Hosts sharing a database share the key that seals its credentials.
+        std::fs::write(
+            data.join("secret.key"),
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
         )
         .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_southbound"))
@@ -127,14 +141,55 @@ impl Host {
 
     /// Peak resident memory of the host process, MiB.
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kib / 1024.0
+        peak_rss_mib(self.child.id())
     }
+
+    /// The host's driver worker processes.
+    fn workers(&self) -> Vec<u32> {
+        let parent = self.child.id();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        let after = stat.rsplit_once(") ")?.1.to_string();
+                        after.split(' ').nth(1)?.parse::<u32>().ok()
+                    })
+                    == Some(parent)
+            })
+            .collect()
+    }
+}
+
+/// Peak resident memory of a process, MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// CPU time (user + system) a process has used, seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
 }
 
 fn rows_written(task: &Value) -> u64 {
@@ -215,15 +270,180 @@ async fn run(name: &str, database_url: &str, sim: &Simulator, plugins: &Path) {
     let _ = host.child.wait();
 }
 
+/// A fresh PostgreSQL database for one run: (admin pool, name, URL).
+async fn fresh_postgres(tag: &str) -> (sqlx::AnyPool, String, String) {
+    let admin = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL");
+    let name = format!("sb_bench_{tag}_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let base = admin.split('?').next().unwrap();
+    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+    (pool, name, url)
+}
+
+/// `gateways` simulators of `topology`, discovered by `hosts` hosts on one
+/// PostgreSQL; then every system is made due at once, `ROUNDS` times.
+async fn throughput(
+    label: &str,
+    topology: TopologySpec,
+    gateways: usize,
+    hosts: usize,
+    plugins: &Path,
+) {
+    const ROUNDS: usize = 3;
+    let mut sims = Vec::new();
+    for n in 0..gateways {
+        sims.push(
+            Simulator::start(SimConfig {
+                topology: TopologySpec {
+                    first_index: n * 1_000_000,
+                    ..topology.clone()
+                },
+                ..SimConfig::default()
+            })
+            .await
+            .expect("simulator"),
+        );
+    }
+    let (admin, name, url) = fresh_postgres(label).await;
+    let dirs: Vec<tempfile::TempDir> = (0..hosts).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut running: Vec<Host> = dirs
+        .iter()
+        .map(|d| Host::start(d.path(), plugins, &url))
+        .collect();
+    for (i, sim) in sims.iter().enumerate() {
+        running[i % hosts]
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/providers",
+                json!({
+                    "type": "scaleio", "host": "127.0.0.1", "port": sim.addr().port(),
+                    "name": format!("gw-{i}"),
+                    "username": scaleio_simulator::DEFAULT_USERNAME,
+                    "password": scaleio_simulator::DEFAULT_PASSWORD,
+                    "ca_certificate_pem": sim.cert_pem().unwrap(),
+                }),
+            )
+            .await;
+    }
+    let expected = gateways * topology.protection_domains.len();
+    loop {
+        let systems = running[0].settled_systems().await;
+        if systems.len() == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let database = sqlx::AnyPool::connect(&url).await.unwrap();
+    let processes = |hosts: &[Host]| -> Vec<u32> {
+        hosts
+            .iter()
+            .flat_map(|h| std::iter::once(h.child.id()).chain(h.workers()))
+            .collect()
+    };
+    let cpu_before: f64 = processes(&running).iter().map(|&p| cpu_seconds(p)).sum();
+    let mut rates = Vec::new();
+    let mut wall = 0.0;
+    for _ in 0..ROUNDS {
+        // Past the driver's snapshot window: every discovery reads its gateway.
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let marker = southbound_host::store::now_ms();
+        let started = Instant::now();
+        sqlx::query("UPDATE systems SET next_discovery_at = 0")
+            .execute(&database)
+            .await
+            .unwrap();
+        loop {
+            let done: (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM tasks WHERE operation = 'discover' AND origin = 'scheduler' \
+                 AND status = 'READY' AND created_at >= $1",
+            )
+            .bind(marker)
+            .fetch_one(&database)
+            .await
+            .unwrap();
+            if done.0 as usize >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        wall += seconds;
+        rates.push(expected as f64 / seconds);
+    }
+    let cpu_after: f64 = processes(&running).iter().map(|&p| cpu_seconds(p)).sum();
+    let durations: Vec<f64> = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT started_at, ended_at FROM tasks WHERE operation = 'discover' \
+         AND origin = 'scheduler' AND status = 'READY'",
+    )
+    .fetch_all(&database)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(s, e)| (e - s) as f64)
+    .collect();
+    let peak_host = running.iter().map(Host::peak_rss_mib).fold(0.0, f64::max);
+    let peak_worker = running
+        .iter()
+        .flat_map(Host::workers)
+        .map(peak_rss_mib)
+        .fold(0.0, f64::max);
+    println!(
+        "throughput {label}: {hosts} host(s), {gateways} gateways, {expected} systems: median {:.1} discoveries/s (min {:.1}, max {:.1}, {ROUNDS} rounds); one discovery (claim to write) median {:.0} ms; CPU {:.2} cores busy during the rounds (hosts and driver workers); peak RSS per host {:.1} MiB, per driver worker {:.1} MiB",
+        median(rates.clone()),
+        rates.iter().cloned().fold(f64::MAX, f64::min),
+        rates.iter().cloned().fold(0.0, f64::max),
+        median(durations),
+        (cpu_after - cpu_before) / wall,
+        peak_host,
+        peak_worker,
+    );
+    database.close().await;
+    for host in &mut running {
+        let _ = host.child.kill();
+        let _ = host.child.wait();
+    }
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await;
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing
     // bench-like: only measure when asked to.
-    if !std::env::args().any(|a| a == "--bench") {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
         return;
     }
+    let filters: Vec<&String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted =
+        |part: &str| filters.is_empty() || filters.iter().any(|f| part.contains(f.as_str()));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let plugins = support::plugins_dir(&["scaleio-driver"]);
     runtime.block_on(async {
+        if wanted("throughput") {
+            for hosts in [1, 2] {
+                throughput("small", TopologySpec::small(), 100, hosts, plugins.path()).await;
+                throughput("large", TopologySpec::large(), 10, hosts, plugins.path()).await;
+            }
+        }
+        if !wanted("single") {
+            return;
+        }
+
         let sim = Simulator::start(SimConfig {
             topology: TopologySpec::large(),
             ..SimConfig::default()
@@ -238,17 +458,7 @@ fn main() {
             plugins.path(),
         )
         .await;
-        let admin = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL");
-        let name = format!("sb_bench_{}", std::process::id());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        let base = admin.split('?').next().unwrap();
-        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+        let (pool, name, url) = fresh_postgres("single").await;
         run("postgres", &url, &sim, plugins.path()).await;
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&pool)

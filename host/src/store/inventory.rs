@@ -670,7 +670,7 @@ impl Store {
                     target_name: name,
                     origin: Origin::User,
                 };
-                if let Some(task_id) = insert_job(&mut tx, &task, now).await? {
+                if let Some(task_id) = insert_job(&mut tx, self.backend, &task, now).await? {
                     written.discovery_tasks.push(task_id);
                 }
             }

@@ -27,6 +27,13 @@ impl JobKind {
         }
     }
 
+    fn target_table(self) -> &'static str {
+        match self {
+            Self::Scan => "providers",
+            Self::Discover => "systems",
+        }
+    }
+
     fn target_kind(self) -> &'static str {
         match self {
             Self::Scan => "provider",
@@ -116,9 +123,22 @@ fn task_from_row(row: &AnyRow) -> Result<TaskRecord, sqlx::Error> {
 /// the new task id, or `None` when a job was already there.
 pub(super) async fn insert_job(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     task: &NewTask,
     due_at: i64,
 ) -> Result<Option<String>, StoreError> {
+    // Lock order, everywhere: the target's row, then its job. (A request and
+    // another host's scheduler queueing the same target would otherwise
+    // deadlock on PostgreSQL.)
+    if backend == Backend::Postgres {
+        sqlx::query(&format!(
+            "SELECT id FROM {} WHERE id = $1 FOR UPDATE",
+            task.kind.target_table()
+        ))
+        .bind(&task.target_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    }
     let job_id = new_id("job");
     let task_id = new_id("task");
     let inserted = sqlx::query(
@@ -203,7 +223,7 @@ impl Store {
     pub async fn request_job(&self, task: &NewTask) -> Result<TaskRecord, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let task_id = match insert_job(&mut tx, task, now).await? {
+        let task_id = match insert_job(&mut tx, self.backend, task, now).await? {
             Some(id) => id,
             None => {
                 sqlx::query(
@@ -288,7 +308,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .is_some();
-                if still_due && insert_job(&mut tx, &task, now).await?.is_some() {
+                if still_due && insert_job(&mut tx, self.backend, &task, now).await?.is_some() {
                     queued += 1;
                 }
                 tx.commit().await?;
