@@ -308,7 +308,11 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .is_some();
-                if still_due && insert_job(&mut tx, self.backend, &task, now).await?.is_some() {
+                if still_due
+                    && insert_job(&mut tx, self.backend, &task, now)
+                        .await?
+                        .is_some()
+                {
                     queued += 1;
                 }
                 tx.commit().await?;
