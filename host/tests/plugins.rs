@@ -496,3 +496,56 @@ fn cli_probe_prints_the_documented_json_and_fails_with_the_driver_error() {
         "no password in the output: {stderr}"
     );
 }
+
+/// `southbound ... | head`: the reader goes away; the command ends quietly
+/// (no panic, no backtrace), and its errors name each cause once.
+#[test]
+fn cli_output_to_a_closed_pipe_ends_quietly_and_errors_name_causes_once() {
+    use std::io::BufRead;
+    let plugins = support::plugins_dir(&["hello-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    // 20,000 ports: far more output than a pipe buffers.
+    let array = support::hello_array(data.path(), 20_000);
+    let password = data.path().join("pw");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let mut child = southbound()
+        .args([
+            "probe",
+            "--isolation",
+            "in-process",
+            "--type",
+            "hello",
+            "--plugins",
+        ])
+        .arg(plugins.path())
+        .arg("--host")
+        .arg(&array)
+        .args(["--username", "admin", "--password-file"])
+        .arg(&password)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("Storage systems"), "{first}");
+    // The reader (our end of the pipe) is gone now.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let out = southbound()
+        .args(["drivers", "list", "--plugins", "/nonexistent/plugins"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "each cause once: {stderr}"
+    );
+}

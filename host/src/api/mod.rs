@@ -96,11 +96,11 @@ impl From<ServiceError> for ApiError {
                 Self::bad_request(format!("{field}: {message}"), Some(field.to_string()))
             }
             ServiceError::Conflict(message) => Self::new(StatusCode::CONFLICT, message.clone()),
-            ServiceError::Store(StoreError::Database(_)) => {
+            ServiceError::Store(StoreError::Database(e)) => {
                 tracing::error!("{error}");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "the database is unavailable",
+                    format!("the database is unavailable: {e}"),
                 )
             }
             ServiceError::Store(_) => {

@@ -62,9 +62,9 @@ pub struct DemoArgs {
 fn print_drivers(host: &RunningHost, json: bool) -> Result<()> {
     let entries = host.controller.drivers();
     if json {
-        println!("{}", serde_json::to_string(&entries)?);
+        outln!("{}", serde_json::to_string(&entries)?);
     } else {
-        print!("{}", render::drivers(&entries));
+        out!("{}", render::drivers(&entries));
     }
     Ok(())
 }
@@ -101,7 +101,7 @@ pub(super) async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         std::fs::write(port_file, format!("{port}\n"))
             .with_context(|| format!("cannot write {}", port_file.display()))?;
     }
-    println!(
+    outln!(
         "Southbound serving at {} (data directory {}, API token in {})",
         host.url,
         data_dir.path().display(),
@@ -172,7 +172,7 @@ pub(super) async fn demo(config: &Config, args: &DemoArgs) -> Result<()> {
     .await?;
     let result = demo_run(&host, &sim, args).await;
     if result.is_ok() && !args.once {
-        println!(
+        outln!(
             "\nServing at {} until Ctrl-C. API token: {}\nTry:  target/debug/southbound inventory --data-dir {}",
             host.url,
             host.token_file.display(),
@@ -210,21 +210,21 @@ pub(super) async fn demo(config: &Config, args: &DemoArgs) -> Result<()> {
         controller.wait_discoveries(&provider.id).await?;
         let inventory = controller.inventory().await?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&inventory)?);
+            outln!("{}", serde_json::to_string_pretty(&inventory)?);
             return Ok(());
         }
         let stats = sim.state().stats();
-        println!(
+        outln!(
             "ScaleIO gateway simulator at {} (API {}, {} topology, certificate pinned)",
             sim.base_url(),
             args.api_version,
             args.topology
         );
-        println!(
+        outln!(
             "Registered with Southbound at {}; scanned and discovered with {} HTTP requests ({} login)\n",
             host.url, stats.requests_total, stats.logins
         );
-        print!("{}", render::inventory(&inventory, false));
+        out!("{}", render::inventory(&inventory, false));
         Ok(())
     }
 }

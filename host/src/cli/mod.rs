@@ -3,6 +3,20 @@
 //! `demo` run a host; client commands talk to a running host over the REST
 //! API. Rendering lives in `render`; decisions in the service layer.
 
+/// `print!` through [`emit`]: a closed stdout ends the command quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(&format!($($arg)*))
+    };
+}
+
+/// `println!` through [`emit`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod client_commands;
 mod host_commands;
 mod render;
@@ -264,6 +278,39 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Writes to stdout. When the reader has gone (`southbound ... | head`), the
+/// command ends quietly with success instead of panicking on the broken pipe.
+pub(crate) fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        tracing::warn!("cannot write to standard output: {e}");
+    }
+}
+
+/// The error and its causes on one line, each cause once: a message that
+/// already contains its cause (an error whose text includes its source)
+/// does not repeat it.
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.is_empty() {
+            text = cause;
+        } else if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 /// Prints `value` as pretty JSON, or the text `render` makes.
 fn print_json_or<T: serde::Serialize>(
     json: bool,
@@ -271,9 +318,9 @@ fn print_json_or<T: serde::Serialize>(
     render: impl FnOnce() -> String,
 ) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        outln!("{}", serde_json::to_string_pretty(value)?);
     } else {
-        print!("{}", render());
+        out!("{}", render());
     }
     Ok(())
 }
@@ -335,4 +382,26 @@ pub fn read_password(path: &Path) -> Result<Secret> {
         .or_else(|| text.strip_suffix('\n'))
         .unwrap_or(&text);
     Ok(Secret::new(trimmed))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_are_printed_once() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "No such file or directory (os error 2)",
+        );
+        let inner = anyhow::anyhow!("cannot read plugins directory /x: {io}");
+        let error = inner.context("cannot start");
+        assert_eq!(
+            super::describe_error(&error),
+            "cannot start: cannot read plugins directory /x: No such file or directory (os error 2)"
+        );
+        let chained = anyhow::Error::new(io).context("cannot read password file /p");
+        assert_eq!(
+            super::describe_error(&chained),
+            "cannot read password file /p: No such file or directory (os error 2)"
+        );
+    }
 }

@@ -390,17 +390,23 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        // After the commit, on its own: a claim holds the job row, and taking
+        // the target's row too would invert the lock order of a request
+        // (target, then job) and deadlock with it.
         let status_sql = match job.kind {
             JobKind::Scan => "UPDATE providers SET scan_status = 'IN_PROGRESS' WHERE id = $1",
             JobKind::Discover => {
                 "UPDATE systems SET discovery_status = 'IN_PROGRESS' WHERE id = $1"
             }
         };
-        sqlx::query(status_sql)
+        if let Err(e) = sqlx::query(status_sql)
             .bind(&job.target_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(job = %job.id, "cannot mark the target in progress: {e}");
+        }
         Ok(Some(job))
     }
 
@@ -426,25 +432,25 @@ impl Store {
     /// takes them at once. Returns how many.
     pub async fn release_jobs(&self, node: &str) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE tasks SET status = 'QUEUED', message = $2 \
-             WHERE id IN (SELECT task_id FROM jobs WHERE lease_owner = $1)",
-        )
-        .bind(node)
-        .bind(format!(
-            "Queued again: node {node} stopped before finishing"
-        ))
-        .execute(&mut *tx)
-        .await?;
+        // Jobs first, then their tasks: the order a claim takes them in.
         let released = sqlx::query(
-            "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1",
+            "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1 \
+             RETURNING task_id",
         )
         .bind(node)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &released {
+            sqlx::query("UPDATE tasks SET status = 'QUEUED', message = $2 WHERE id = $1")
+                .bind(row.try_get::<String, _>("task_id")?)
+                .bind(format!(
+                    "Queued again: node {node} stopped before finishing"
+                ))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(released)
+        Ok(released.len() as u64)
     }
 
     /// Records a running task's progress (percent and message).

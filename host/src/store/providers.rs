@@ -151,6 +151,13 @@ impl Store {
     /// provider stops reporting a system). Returns whether it existed.
     pub async fn delete_provider(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The provider's row first, as a scan's write takes it (no deadlock).
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("SELECT id FROM providers WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
         sqlx::query("UPDATE systems SET reachable = 0, provider_id = NULL WHERE provider_id = $1")
             .bind(id)
             .execute(&mut *tx)
