@@ -103,6 +103,9 @@ pub enum PluginStatus {
         reason: Refusal,
         /// Why, in one line.
         message: String,
+        /// What the driver reported, when it loaded before being refused.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        info: Option<Box<DriverInfo>>,
     },
 }
 
@@ -127,7 +130,7 @@ pub struct PluginEntry {
 #[derive(Clone)]
 enum Outcome {
     Loaded(Arc<dyn Driver>),
-    Refused(Refusal),
+    Refused(Refusal, Option<Box<DriverInfo>>),
 }
 
 struct FileEntry {
@@ -262,18 +265,33 @@ impl Catalog {
                 Some((_, Outcome::Loaded(old))) => Some(old),
                 _ => None,
             };
-            let outcome = match self.open(path).await {
-                Ok(new) => match self.register(&new, old.as_ref()) {
-                    Ok(()) => Outcome::Loaded(new),
-                    Err(reason) => {
-                        new.retire().await;
-                        Outcome::Refused(reason)
-                    }
+            // A copy of a loaded file is refused without starting it.
+            let copy_of = lock(&self.inner)
+                .files
+                .iter()
+                .find(|f| {
+                    &f.path != path
+                        && !sha256.is_empty()
+                        && f.sha256 == sha256
+                        && matches!(f.outcome, Outcome::Loaded(_))
+                })
+                .map(|f| f.path.display().to_string());
+            let outcome = match copy_of {
+                Some(file) => Outcome::Refused(Refusal::IdenticalTo { file }, None),
+                None => match self.open(path).await {
+                    Ok(new) => match self.register(&new, old.as_ref()) {
+                        Ok(()) => Outcome::Loaded(new),
+                        Err(reason) => {
+                            let info = Box::new(new.info().clone());
+                            new.retire().await;
+                            Outcome::Refused(reason, Some(info))
+                        }
+                    },
+                    Err(reason) => Outcome::Refused(reason, None),
                 },
-                Err(reason) => Outcome::Refused(reason),
             };
             let line = match (&outcome, &old) {
-                (Outcome::Refused(reason), Some(old)) => {
+                (Outcome::Refused(reason, _), Some(old)) => {
                     // Keep serving the old version; the next rescan tries again.
                     let line = format!(
                         "{}: replacement refused: {reason}; still serving {} {}",
@@ -285,7 +303,7 @@ impl Catalog {
                     changes.push(line);
                     continue;
                 }
-                (Outcome::Refused(reason), None) => {
+                (Outcome::Refused(reason, _), None) => {
                     let line = format!("{}: refused: {reason}", path.display());
                     tracing::warn!("{line}");
                     line
@@ -384,10 +402,11 @@ impl Catalog {
             .iter()
             .map(|f| {
                 let (status, isolation, worker_pid, restarts) = match &f.outcome {
-                    Outcome::Refused(reason) => (
+                    Outcome::Refused(reason, info) => (
                         PluginStatus::Refused {
                             reason: reason.clone(),
                             message: reason.to_string(),
+                            info: info.clone(),
                         },
                         None,
                         None,
@@ -424,6 +443,11 @@ impl Catalog {
             .collect()
     }
 
+    /// The plugins directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The driver serving `system_type` now.
     pub fn driver(&self, system_type: &str) -> Option<Arc<dyn Driver>> {
         lock(&self.inner).by_type.get(system_type).cloned()
@@ -445,7 +469,7 @@ impl Catalog {
                 .drain(..)
                 .filter_map(|f| match f.outcome {
                     Outcome::Loaded(d) => Some(d),
-                    Outcome::Refused(_) => None,
+                    Outcome::Refused(..) => None,
                 })
                 .collect()
         };

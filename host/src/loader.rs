@@ -113,6 +113,12 @@ pub enum Refusal {
         /// Its version.
         owner_version: String,
     },
+    /// The same bytes as a file already loaded (a copy under another name).
+    #[error("identical to {file}, which is already loaded")]
+    IdenticalTo {
+        /// The file loaded first.
+        file: String,
+    },
     /// The worker process could not serve it (died while loading, did not
     /// answer in time, spoke another protocol).
     #[error("{error}")]

@@ -265,7 +265,13 @@ async fn refusals_name_the_file_and_the_exact_reason() {
 }
 
 async fn refusals_with(isolation: Isolation) {
-    let plugins = support::plugins_dir(&["hello-driver", "not-a-driver", "future-sdk-driver"]);
+    let plugins = support::plugins_dir(&[
+        "hello-driver",
+        "not-a-driver",
+        "future-sdk-driver",
+        "misbehaving-driver",
+        "upgraded-driver",
+    ]);
     std::fs::write(plugins.path().join("x.so"), "this is a text file\n").unwrap();
     std::fs::copy(
         support::plugin_path("hello-driver"),
@@ -281,7 +287,7 @@ async fn refusals_with(isolation: Isolation) {
     let catalog = support::catalog(plugins.path(), isolation).await;
     assert_eq!(
         catalog.entries().len(),
-        5,
+        7,
         "every library file gets an entry; README.txt is ignored"
     );
     assert_eq!(
@@ -296,13 +302,34 @@ async fn refusals_with(isolation: Isolation) {
         refusal(&catalog, "libfuture_sdk_driver.so"),
         format!("built for southbound-sdk 0.2.0; this host runs southbound-sdk {SDK_VERSION} and accepts 0.1.x")
     );
+    // A copy of a loaded file is named as such, without being started.
     assert_eq!(
         refusal(&catalog, "libzz_second_hello.so"),
-        "storage system type 'hello' is already served by hello-driver 0.1.0"
+        format!(
+            "identical to {}, which is already loaded",
+            plugins.path().join("libhello_driver.so").display()
+        )
     );
-    // The first claimant keeps its type.
+    // Another driver for a served type: the first claimant keeps it; the
+    // refused row still says which driver and version it was.
+    assert_eq!(
+        refusal(&catalog, "libupgraded_driver.so"),
+        "storage system type 'misbehaving' is already served by misbehaving-driver 0.3.1"
+    );
+    let upgraded = catalog
+        .entries()
+        .into_iter()
+        .find(|e| e.path.ends_with("libupgraded_driver.so"))
+        .unwrap();
+    let PluginStatus::Refused {
+        info: Some(info), ..
+    } = &upgraded.status
+    else {
+        panic!("{:?}", serde_json::to_string(&upgraded).unwrap());
+    };
+    assert_eq!(info.version, "0.4.0");
     assert_eq!(catalog.driver("hello").unwrap().info().name, "hello-driver");
-    assert_eq!(catalog.system_types(), ["hello"]);
+    assert_eq!(catalog.system_types(), ["hello", "misbehaving"]);
     catalog.shutdown().await;
 }
 
@@ -547,5 +574,50 @@ fn cli_output_to_a_closed_pipe_ends_quietly_and_errors_name_causes_once() {
         stderr.matches("No such file or directory").count(),
         1,
         "each cause once: {stderr}"
+    );
+}
+
+/// `drivers list` on an empty directory, on a Rust library built without
+/// `crate-type = ["cdylib"]`, and `--strict`.
+#[test]
+fn cli_drivers_list_explains_what_it_cannot_use() {
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("libvendor_driver.rlib"), "!<arch>\n").unwrap();
+    let out = southbound()
+        .args(["drivers", "list", "--plugins"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "not strict: {stderr}");
+    assert!(stderr.contains("no drivers found in"), "{stderr}");
+    assert!(
+        stderr.contains("libvendor_driver.rlib is a Rust library, not a driver")
+            && stderr.contains("crate-type = [\"cdylib\"]"),
+        "{stderr}"
+    );
+    let out = southbound()
+        .args(["drivers", "list", "--strict", "--plugins"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "--strict fails when nothing loads");
+
+    let plugins = support::plugins_dir(&["hello-driver"]);
+    let strict = |dir: &std::path::Path| {
+        southbound()
+            .args(["drivers", "list", "--strict", "--plugins"])
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    assert!(strict(plugins.path()).status.success(), "all loaded");
+    std::fs::write(plugins.path().join("junk.so"), "text").unwrap();
+    let out = strict(plugins.path());
+    assert!(!out.status.success(), "--strict fails on a refused file");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 of 2 driver files refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -253,11 +253,6 @@ fn api_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     routes::register(OpenApiRouter::with_openapi(ApiDoc::openapi())).split_for_parts()
 }
 
-/// The OpenAPI document (also served at `/openapi.json`).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_parts().1
-}
-
 /// The whole HTTP application: `/api/v1` behind the token, `/healthz` and
 /// `/openapi.json` open.
 pub fn app(controller: Arc<Controller>, token: &str) -> Router {

@@ -142,6 +142,9 @@ pub struct ListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Exit non-zero when a file is refused or no driver loads.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// How to reach a storage provider (`probe`, `providers add`).
@@ -255,10 +258,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Drivers(DriversCommand::List(args)) => {
-            with_catalog(&config, &args.plugins, async |c| {
-                print_json_or(args.json, &c.entries(), || render::drivers(&c.entries()))
-            })
-            .await
+            with_catalog(&config, &args.plugins, async |c| drivers_list(c, &args)).await
         }
         Command::Probe(args) => {
             with_catalog(&config, &args.plugins, async |c| probe(c, &args).await).await
@@ -337,6 +337,54 @@ async fn with_catalog(
     let result = command(&catalog).await;
     catalog.shutdown().await;
     result
+}
+
+fn drivers_list(catalog: &Catalog, args: &ListArgs) -> Result<()> {
+    let entries = catalog.entries();
+    if entries.is_empty() {
+        eprintln!(
+            "no drivers found in {} (driver files end in .{}){}",
+            catalog.dir().display(),
+            crate::loader::LIBRARY_EXTENSION,
+            not_a_cdylib_hint(catalog.dir())
+        );
+    } else {
+        print_json_or(args.json, &entries, || render::drivers(&entries))?;
+    }
+    let refused = entries
+        .iter()
+        .filter(|e| matches!(e.status, crate::catalog::PluginStatus::Refused { .. }))
+        .count();
+    if args.strict && (entries.is_empty() || refused > 0) {
+        bail!(
+            "--strict: {refused} of {} driver files refused, {} loaded",
+            entries.len(),
+            entries.len() - refused
+        );
+    }
+    Ok(())
+}
+
+/// Names Rust libraries built without `crate-type = ["cdylib"]` (`.rlib`,
+/// `.a`) found where drivers were expected, with the fix.
+fn not_a_cdylib_hint(dir: &Path) -> String {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return String::new();
+    };
+    let rlibs: Vec<String> = read
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rlib" || x == "a"))
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    if rlibs.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; {} is a Rust library, not a driver: add `crate-type = [\"cdylib\"]` to the [lib] section of its Cargo.toml, rebuild, and copy the .{} file here",
+        rlibs.join(", "),
+        crate::loader::LIBRARY_EXTENSION
+    )
 }
 
 async fn probe(catalog: &Catalog, args: &ProbeArgs) -> Result<()> {

@@ -86,7 +86,9 @@ pub fn drivers(entries: &[PluginEntry]) -> String {
             PluginStatus::Quarantined { info, reason } => {
                 (Some(info), format!("quarantined: {reason}"))
             }
-            PluginStatus::Refused { message, .. } => (None, format!("refused: {message}")),
+            PluginStatus::Refused { message, info, .. } => {
+                (info.as_ref(), format!("refused: {message}"))
+            }
         };
         let mut cells = match info {
             Some(info) => vec![
