@@ -622,3 +622,18 @@ async fn the_call_deadline_is_honoured() {
     );
     drop(sim);
 }
+
+/// Plain HTTP to a gateway that speaks TLS: said so at once, not retried.
+#[tokio::test]
+async fn plain_http_to_a_tls_gateway_says_the_gateway_speaks_tls() {
+    let sim = start(ApiVersion::V3_6, TopologySpec::small()).await;
+    let plain = StorageProvider {
+        use_ssl: false,
+        ca_certificate_pem: ROption::RNone,
+        ..provider(&sim)
+    };
+    let err = discover(&sim, &plain).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    assert!(err.message.contains("it speaks TLS (HTTPS)"), "{err}");
+    assert!(err.message.contains("drop --no-ssl"), "{err}");
+}

@@ -258,13 +258,15 @@ impl Gateway {
                 Ok(response) if !is_transient(&response) => return Ok(response),
                 Ok(response) if retries >= TRANSIENT_RETRIES => return Ok(response),
                 Ok(response) => format!("answered {}", response.status()),
-                Err(e) => match transport_error(e, endpoint) {
-                    Transport::Final(error) => return Err(error),
-                    Transport::Transient(error) if retries >= TRANSIENT_RETRIES => {
-                        return Err(error)
+                Err(e) => {
+                    match transport_error(e, endpoint, self.base_url.starts_with("http://")) {
+                        Transport::Final(error) => return Err(error),
+                        Transport::Transient(error) if retries >= TRANSIENT_RETRIES => {
+                            return Err(error)
+                        }
+                        Transport::Transient(error) => error.to_string(),
                     }
-                    Transport::Transient(error) => error.to_string(),
-                },
+                }
             };
             let backoff = RETRY_BACKOFF * (retries + 1);
             if ctx.remaining() <= backoff {
@@ -500,9 +502,17 @@ async fn read_json<T: DeserializeOwned>(
     })
 }
 
-/// Maps a transport error: untrusted certificate, deadline, or a transient failure.
-fn transport_error(error: reqwest::Error, endpoint: &str) -> Transport {
+/// Maps a transport error: untrusted certificate, TLS spoken to a plain-HTTP
+/// client, deadline, or a transient failure.
+fn transport_error(error: reqwest::Error, endpoint: &str, plain_http: bool) -> Transport {
     let chain = error_chain(&error);
+    // A TLS server answers plain HTTP with a TLS record, which HTTP parsing
+    // reads as a bad version line.
+    if plain_http && chain.contains("invalid HTTP version") {
+        return Transport::Final(DriverError::unavailable(format!(
+            "{endpoint}: the gateway does not answer plain HTTP; it speaks TLS (HTTPS): connect with TLS (drop --no-ssl, or set use_ssl)"
+        )));
+    }
     if chain.contains("certificate") || chain.contains("UnknownIssuer") {
         return Transport::Final(DriverError::authentication(format!(
             "{endpoint}: the gateway's TLS certificate is not trusted ({chain}); pin its CA certificate or mark the provider insecure"

@@ -106,6 +106,9 @@ pub enum TopologyError {
     /// Not a valid topology document.
     #[error("invalid topology file {0}: {1}")]
     Parse(String, serde_json::Error),
+    /// Neither a named topology nor an existing file.
+    #[error("unknown topology '{0}': use small, large, or the path of a topology file (JSON)")]
+    Unknown(String),
     /// Violates a ScaleIO rule.
     #[error("invalid topology: {0}")]
     Invalid(String),
@@ -208,6 +211,7 @@ impl TopologySpec {
         match name {
             "small" => Ok(Self::small()),
             "large" => Ok(Self::large()),
+            path if !Path::new(path).exists() => Err(TopologyError::Unknown(path.to_string())),
             path => Self::from_file(Path::new(path)),
         }
     }
@@ -694,4 +698,32 @@ pub enum ObjectKind {
     Pool,
     /// Protection domain.
     ProtectionDomain,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_topology_names_the_valid_ones() {
+        let err = TopologySpec::named_or_file("medium").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown topology 'medium': use small, large, or the path of a topology file (JSON)"
+        );
+        assert!(TopologySpec::named_or_file("small").is_ok());
+    }
+
+    #[test]
+    fn first_index_gives_another_cluster_other_ids() {
+        let one = Inventory::generate(&TopologySpec::small()).unwrap();
+        let two = Inventory::generate(&TopologySpec {
+            first_index: 1_000_000,
+            ..TopologySpec::small()
+        })
+        .unwrap();
+        assert_ne!(one.system.id, two.system.id);
+        assert_ne!(one.protection_domains[0].id, two.protection_domains[0].id);
+        assert_eq!(one.pools.len(), two.pools.len());
+    }
 }
