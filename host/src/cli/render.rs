@@ -28,9 +28,17 @@ fn list<T: std::fmt::Display>(items: &[T]) -> String {
         .join(",")
 }
 
-/// KiB as GiB, two decimals.
-fn gib(kib: u64) -> String {
-    format!("{:.2}", kib as f64 / (1024.0 * 1024.0))
+/// A capacity in KiB for people: binary units (the figures are KiB-based),
+/// the largest one that keeps the number at 1 or more, two decimals.
+pub fn capacity(kib: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = kib as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.2} {}", UNITS[unit])
 }
 
 fn opt<T: std::fmt::Display>(value: &ROption<T>) -> String {
@@ -114,9 +122,9 @@ fn pool_rows(table: &mut Table, pool: &StoragePool, status: &str) {
     table.row(vec![
         pool.name.to_string(),
         pool.native_id.to_string(),
-        gib(pool.total_capacity_kib),
-        gib(pool.free_capacity_kib),
-        gib(pool.subscribed_capacity_kib),
+        capacity(pool.total_capacity_kib),
+        capacity(pool.free_capacity_kib),
+        capacity(pool.subscribed_capacity_kib),
         pool.resource_type.to_string(),
         list(&pool.supported_drive_types),
         pool.operational_status.to_string(),
@@ -127,9 +135,9 @@ fn pool_rows(table: &mut Table, pool: &StoragePool, status: &str) {
 const POOL_HEADER: &[&str] = &[
     "NAME",
     "NATIVE ID",
-    "TOTAL GiB",
-    "FREE GiB",
-    "SUBSCRIBED GiB",
+    "TOTAL",
+    "FREE",
+    "SUBSCRIBED",
     "PROVISIONING",
     "DRIVE TYPES",
     "STATUS",
@@ -444,4 +452,22 @@ pub fn inventory(view: &InventoryView, hide_not_visible: bool) -> String {
         hosts(&view.hosts)
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn capacities_are_scaled_with_honest_units() {
+        assert_eq!(super::capacity(0), "0.00 KiB");
+        assert_eq!(super::capacity(512), "512.00 KiB");
+        assert_eq!(super::capacity(1_449_551_462), "1.35 TiB");
+        assert_eq!(super::capacity(1024 * 1024), "1.00 GiB");
+    }
+
+    #[test]
+    fn times_are_utc_dates() {
+        assert_eq!(super::time(Some(0)), "1970-01-01 00:00:00Z");
+        assert_eq!(super::time(Some(1_795_313_697_780)), "2026-11-22 02:14:57Z");
+        assert_eq!(super::time(None), "-");
+    }
 }
