@@ -621,3 +621,44 @@ fn cli_drivers_list_explains_what_it_cannot_use() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Logging: `RUST_LOG` is honoured when `SOUTHBOUND_LOG` is not set, a
+/// malformed filter is reported, and no colour codes go to a pipe.
+#[test]
+fn cli_logging_honours_rust_log_and_reports_a_bad_filter() {
+    let plugins = tempfile::tempdir().unwrap();
+    // A refused file: the catalog logs a warning about it.
+    std::fs::write(plugins.path().join("x.so"), "text").unwrap();
+    let run = |rust_log: Option<&str>| {
+        let mut cmd = southbound();
+        cmd.env_remove("SOUTHBOUND_LOG").env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let out = cmd
+            .args(["drivers", "list", "--plugins"])
+            .arg(plugins.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let default = run(None);
+    assert!(
+        default.contains("WARN") && default.contains("refused"),
+        "{default}"
+    );
+    assert!(
+        !default.contains('\u{1b}'),
+        "no colour codes on a pipe: {default:?}"
+    );
+    let quiet = run(Some("error"));
+    assert!(
+        !quiet.contains("WARN"),
+        "RUST_LOG=error is honoured: {quiet}"
+    );
+    let bad = run(Some("bad[[["));
+    assert!(
+        bad.contains("ignoring a malformed log filter") && bad.contains("RUST_LOG"),
+        "{bad}"
+    );
+}
