@@ -192,19 +192,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
-fn rows_written(task: &Value) -> u64 {
-    let message = task["message"].as_str().unwrap_or_default();
-    let before = message
-        .split(" inventory rows written")
-        .next()
-        .unwrap_or_default();
-    before
-        .rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(u64::MAX)
-}
-
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -253,7 +240,7 @@ async fn run(name: &str, database_url: &str, sim: &Simulator, plugins: &Path) {
         for task in &tasks {
             let ended = host.wait_task(task["id"].as_str().unwrap()).await;
             assert_eq!(ended["status"], "READY", "{ended}");
-            written += rows_written(&ended);
+            written += support::rows_written(&ended);
         }
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
@@ -270,24 +257,12 @@ async fn run(name: &str, database_url: &str, sim: &Simulator, plugins: &Path) {
     let _ = host.child.wait();
 }
 
-/// A fresh PostgreSQL database for one run: (admin pool, name, URL).
-async fn fresh_postgres(tag: &str) -> (sqlx::AnyPool, String, String) {
+/// A fresh PostgreSQL database for one run, on `DATABASE_URL`'s server
+/// (default: the local test database).
+async fn fresh_postgres(tag: &str) -> support::PostgresDatabase {
     let admin = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL");
-    let name = format!("sb_bench_{tag}_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let base = admin.split('?').next().unwrap();
-    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-    (pool, name, url)
+    support::PostgresDatabase::create(&admin, &format!("sb_bench_{tag}")).await
 }
 
 /// `gateways` simulators of `topology`, discovered by `hosts` hosts on one
@@ -314,7 +289,8 @@ async fn throughput(
             .expect("simulator"),
         );
     }
-    let (admin, name, url) = fresh_postgres(label).await;
+    let postgres = fresh_postgres(label).await;
+    let url = postgres.url.clone();
     let dirs: Vec<tempfile::TempDir> = (0..hosts).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut running: Vec<Host> = dirs
         .iter()
@@ -412,9 +388,7 @@ async fn throughput(
         let _ = host.child.kill();
         let _ = host.child.wait();
     }
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await;
+    postgres.drop_database().await;
 }
 
 fn main() {
@@ -458,10 +432,8 @@ fn main() {
             plugins.path(),
         )
         .await;
-        let (pool, name, url) = fresh_postgres("single").await;
-        run("postgres", &url, &sim, plugins.path()).await;
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&pool)
-            .await;
+        let postgres = fresh_postgres("single").await;
+        run("postgres", &postgres.url, &sim, plugins.path()).await;
+        postgres.drop_database().await;
     });
 }

@@ -35,14 +35,8 @@ enum Backend {
 /// dropped at the end.
 struct TestDb {
     url: String,
-    postgres: Option<(String, String)>,
+    postgres: Option<support::PostgresDatabase>,
     _dir: tempfile::TempDir,
-}
-
-fn random_suffix() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::getrandom(&mut bytes).unwrap();
-    format!("{:016x}", u64::from_le_bytes(bytes))
 }
 
 impl TestDb {
@@ -58,21 +52,10 @@ impl TestDb {
                 let admin = std::env::var("DATABASE_URL").expect(
                     "DATABASE_URL must name a reachable PostgreSQL (for example postgres://postgres@127.0.0.1:5432/test)",
                 );
-                let name = format!("sb_test_{}", random_suffix());
-                sqlx::any::install_default_drivers();
-                let pool = sqlx::AnyPool::connect(&admin)
-                    .await
-                    .expect("PostgreSQL at DATABASE_URL is reachable");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                pool.close().await;
-                let base = admin.split('?').next().unwrap();
-                let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+                let database = support::PostgresDatabase::create(&admin, "sb_test").await;
                 Self {
-                    url,
-                    postgres: Some((admin, name)),
+                    url: database.url.clone(),
+                    postgres: Some(database),
                     _dir: dir,
                 }
             }
@@ -80,12 +63,8 @@ impl TestDb {
     }
 
     async fn drop_database(self) {
-        if let Some((admin, name)) = &self.postgres {
-            let pool = sqlx::AnyPool::connect(admin).await.unwrap();
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&pool)
-                .await;
-            pool.close().await;
+        if let Some(database) = &self.postgres {
+            database.drop_database().await;
         }
     }
 }
@@ -346,17 +325,6 @@ async fn assert_inventory_matches(api: &Api, sim: &Simulator) {
     }
 }
 
-fn rows_written(task: &Value) -> u64 {
-    let message = task["message"].as_str().unwrap();
-    let before = message.split(" inventory rows written").next().unwrap();
-    before
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("{message}"))
-}
-
 async fn system_id(api: &Api) -> String {
     api.get("/api/v1/systems").await["items"][0]["id"]
         .as_str()
@@ -403,7 +371,7 @@ async fn workflow_against_the_simulator(backend: Backend) {
     // Nothing changed -> nothing written.
     let again = rediscover(&api, &system).await;
     assert_eq!(again["status"], "READY", "{again}");
-    assert_eq!(rows_written(&again), 0, "{again}");
+    assert_eq!(support::rows_written(&again), 0, "{again}");
 
     // An SDS removed -> its port NOT_VISIBLE; back -> VISIBLE again.
     let (sds, devices) = {
@@ -457,7 +425,7 @@ async fn workflow_against_the_simulator(backend: Backend) {
         device.capacity_kib *= 2;
     }
     let task = rediscover(&api, &system).await;
-    assert!(rows_written(&task) >= 1, "{task}");
+    assert!(support::rows_written(&task) >= 1, "{task}");
     assert_inventory_matches(&api, &sim).await;
 
     // A new protection domain -> a new system at the next scan, discovered.
@@ -1088,7 +1056,7 @@ async fn store_contract(backend: Backend) {
     };
     let (a, b) = (inventory_of("pd2"), inventory_of("pd3"));
     let (a_target, b_target) = if store
-        .discovery_target(&first.target_id)
+        .system(&first.target_id)
         .await
         .unwrap()
         .unwrap()

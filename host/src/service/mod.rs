@@ -295,15 +295,6 @@ impl Controller {
         .await
     }
 
-    /// Scans every provider now; one task each.
-    pub async fn scan_all(&self) -> Result<Vec<TaskRecord>, ServiceError> {
-        let mut tasks = Vec::new();
-        for provider in self.providers().await? {
-            tasks.push(self.scan(&provider.id).await?);
-        }
-        Ok(tasks)
-    }
-
     /// Systems, optionally of one provider (id or name) or type.
     pub async fn systems(
         &self,
@@ -340,15 +331,6 @@ impl Controller {
             origin: Origin::User,
         })
         .await
-    }
-
-    /// Discovers every system now; one task each.
-    pub async fn discover_all(&self) -> Result<Vec<TaskRecord>, ServiceError> {
-        let mut tasks = Vec::new();
-        for system in self.systems(None, None, PageRequest::ALL).await?.items {
-            tasks.push(self.discover(&system.id).await?);
-        }
-        Ok(tasks)
     }
 
     /// A system's pools.

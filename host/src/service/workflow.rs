@@ -198,7 +198,7 @@ impl Controller {
         started: i64,
     ) -> Result<&'static str, StoreError> {
         let next = started + millis(self.settings.discovery_interval);
-        let Some(system) = self.store.discovery_target(&job.target_id).await? else {
+        let Some(system) = self.store.system(&job.target_id).await? else {
             // The system row is gone (never deleted by discovery; only by hand).
             return self
                 .store

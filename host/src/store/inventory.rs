@@ -857,20 +857,6 @@ impl Store {
         Ok(())
     }
 
-    /// The system row a discovery job targets, and the provider it belongs to.
-    pub async fn discovery_target(
-        &self,
-        system_id: &str,
-    ) -> Result<Option<SystemRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {SYSTEM_COLUMNS} FROM systems WHERE id = $1"
-        ))
-        .bind(system_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(system_from_row).transpose()
-    }
-
     /// How many objects of each kind the inventory holds (visible ones).
     pub async fn object_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
         let mut counts = Vec::new();

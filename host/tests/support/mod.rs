@@ -139,3 +139,62 @@ pub fn hello_array(dir: &Path, ports: usize) -> PathBuf {
     std::fs::write(&path, serde_json::to_vec_pretty(&array).expect("json")).expect("write array");
     path
 }
+
+/// A fresh PostgreSQL database of one test or benchmark run, created on the
+/// server `admin_url` names; [`PostgresDatabase::drop_database`] removes it.
+pub struct PostgresDatabase {
+    /// The new database's URL.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PostgresDatabase {
+    /// Creates `<prefix>_<random hex>` on the server of `admin_url`.
+    pub async fn create(admin_url: &str, prefix: &str) -> Self {
+        let mut bytes = [0u8; 8];
+        getrandom::getrandom(&mut bytes).expect("random bytes");
+        let name = format!("{prefix}_{:016x}", u64::from_le_bytes(bytes));
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .expect("CREATE DATABASE");
+        pool.close().await;
+        let base = admin_url.split('?').next().unwrap_or(admin_url);
+        let server = &base[..base.rfind('/').expect("a database URL with a path")];
+        Self {
+            url: format!("{server}/{name}"),
+            admin_url: admin_url.to_string(),
+            name,
+        }
+    }
+
+    /// Drops the database, disconnecting whoever is still on it.
+    pub async fn drop_database(&self) {
+        if let Ok(pool) = sqlx::AnyPool::connect(&self.admin_url).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&pool)
+            .await;
+            pool.close().await;
+        }
+    }
+}
+
+/// The inventory rows a discovery task says it wrote ("…; N inventory rows
+/// written, …").
+pub fn rows_written(task: &serde_json::Value) -> u64 {
+    let message = task["message"].as_str().unwrap_or_default();
+    message
+        .split(" inventory rows written")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rows written in {message:?}"))
+}
