@@ -3,7 +3,8 @@
 # (each test in a fresh database of its own, created from DATABASE_URL),
 # validate the REST API's OpenAPI document with openapi-spec-validator, parse
 # /metrics with the Prometheus client's parser, and restart a PostgreSQL they
-# start themselves from the machine's binaries (/usr/lib/postgresql).
+# start themselves from the machine's binaries (/usr/lib/postgresql); the web
+# console tests drive Debian's Chromium (installed here when missing).
 # All are required: a missing one fails the run, it is never skipped.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -15,12 +16,24 @@ if ! psql "$DATABASE_URL" -qtAc 'select 1' >/dev/null; then
     exit 1
 fi
 # The REST tests check the OpenAPI document with openapi-spec-validator and
-# parse /metrics with the Prometheus client's OpenMetrics parser.
-if ! python3 -c 'import openapi_spec_validator, prometheus_client' 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check openapi-spec-validator prometheus-client
+# parse /metrics with the Prometheus client's OpenMetrics parser; the
+# conformance tests read their JUnit reports with junitparser.
+PYTHON_TOOLS=(openapi-spec-validator prometheus-client junitparser)
+if ! python3 -c 'import openapi_spec_validator, prometheus_client, junitparser' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check "${PYTHON_TOOLS[@]}"
 fi
-python3 -c 'import openapi_spec_validator, prometheus_client.openmetrics.parser'
+python3 -c 'import openapi_spec_validator, prometheus_client.openmetrics.parser, junitparser'
 # The scale-out tests start a PostgreSQL of their own (to restart it).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null
+# The web console tests drive Debian's Chromium through chromedriver.
+if ! command -v chromedriver >/dev/null || ! [ -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test: the web console tests need Chromium: apt-get install chromium chromium-driver (as root)" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+chromedriver --version >/dev/null
 
 cargo test --workspace "$@"

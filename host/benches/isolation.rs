@@ -6,7 +6,10 @@
 //!   (process start, library load, DriverInfo);
 //! - `restart_after_crash` (printed): from a call that segfaults the worker to
 //!   a new worker serving, with the restart backoff pinned to 1 ms (in
-//!   production the first restart waits 200 ms, doubling per crash up to 30 s).
+//!   production the first restart waits 200 ms, doubling per crash up to 30 s);
+//! - `largest_answer` (printed): the host's peak memory growth (`VmHWM`)
+//!   while a worker sends a 20 MiB answer (misbehaving-driver's `big-answer`)
+//!   and while one claims a 1 GiB frame (`huge-length`, refused unread).
 //!
 //! The in-process/worker ratio of a full ScaleIO discovery is in `benches/scaleio.rs`.
 //!
@@ -108,6 +111,28 @@ fn main() {
         restarts[restarts.len() / 2],
         restarts[restarts.len() - 1]
     );
+    runtime.block_on(catalog.shutdown());
+
+    let catalog = runtime.block_on(support::catalog(plugins.path(), Isolation::Worker));
+    let bad = catalog.driver("misbehaving").expect("driver");
+    for behaviour in ["big-answer", "huge-length"] {
+        let before = support::peak_memory_kib();
+        let ctx = CallContext::with_timeout("bench", Duration::from_secs(30));
+        let provider = StorageProvider {
+            host: behaviour.into(),
+            ..StorageProvider::default()
+        };
+        let outcome = runtime.block_on(bad.scan_provider(ctx, &provider));
+        println!(
+            "largest_answer/{behaviour}: host peak memory grew {} MiB (call {})",
+            support::peak_memory_kib().saturating_sub(before) / 1024,
+            if outcome.is_ok() {
+                "answered"
+            } else {
+                "refused"
+            }
+        );
+    }
     runtime.block_on(catalog.shutdown());
     criterion.final_summary();
 }

@@ -1,6 +1,6 @@
 //! ScaleIO discovery against the simulator's `large` topology (8 protection
-//! domains, 64 pools, 512 SDSs, 2048 SDCs, 4096 devices), in-process driver,
-//! HTTPS with the simulator's certificate pinned:
+//! domains, 64 pools, 512 SDSs, 2048 SDCs, 4096 devices), HTTPS with the
+//! simulator's certificate pinned:
 //! - `discovery_large/<isolation>/<latency>`: one full discovery cycle (scan,
 //!   then every system's details, pools, ports, hosts and capability
 //!   definitions) with the driver in-process and in a worker process, with 0

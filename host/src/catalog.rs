@@ -10,7 +10,7 @@
 //!   (libraries are never unloaded); a worker driver is upgraded by starting a
 //!   new worker and retiring the old one once its calls in flight finish.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,10 +18,8 @@ use serde::Serialize;
 use southbound_sdk::DriverInfo;
 use tokio::sync::watch;
 
-use crate::isolation::{
-    Driver, DriverSettings, DriverStatus, InProcessDriver, Isolation, WorkerDriver,
-};
-use crate::loader::{check_object_format, file_sha256, library_files, load_library, Refusal};
+use crate::isolation::{Driver, DriverSettings, DriverStatus, Isolation};
+use crate::loader::{file_sha256, library_files, Refusal};
 
 /// Errors that stop the whole catalog from loading (a single bad file never does).
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +72,20 @@ impl IsolationPolicy {
     }
 }
 
+/// Starts a driver for `path` as the policy says.
+async fn open(policy: &IsolationPolicy, path: &Path) -> Result<Arc<dyn Driver>, Refusal> {
+    let exe = &policy.worker_exe;
+    let start = |settings: DriverSettings| crate::isolation::start(path, settings, exe);
+    let driver = start(policy.defaults.clone()).await?;
+    let wanted = policy.settings_for(&driver.info().name);
+    if *wanted == policy.defaults {
+        return Ok(driver);
+    }
+    // This driver has settings of its own: start it again with them.
+    driver.retire().await;
+    start(wanted.clone()).await
+}
+
 /// What one file of the plugins directory is now.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -109,6 +121,28 @@ pub enum PluginStatus {
     },
 }
 
+impl PluginStatus {
+    /// What the driver reported about itself, when it was readable.
+    pub fn info(&self) -> Option<&DriverInfo> {
+        match self {
+            Self::Loaded { info }
+            | Self::Restarting { info, .. }
+            | Self::Quarantined { info, .. } => Some(info),
+            Self::Refused { info, .. } => info.as_deref(),
+        }
+    }
+
+    /// The status in words: `loaded`, `restarting: <why>`, ...
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Loaded { .. } => "loaded".into(),
+            Self::Restarting { last_crash, .. } => format!("restarting: {last_crash}"),
+            Self::Quarantined { reason, .. } => format!("quarantined: {reason}"),
+            Self::Refused { message, .. } => format!("refused: {message}"),
+        }
+    }
+}
+
 /// One file of the plugins directory, as `drivers list` shows it.
 #[derive(Clone, Serialize)]
 pub struct PluginEntry {
@@ -122,6 +156,9 @@ pub struct PluginEntry {
     pub worker_pid: Option<u32>,
     /// How many times its worker has been restarted.
     pub restarts: u64,
+    /// The memory bound in force for its worker, e.g. `2048 MiB address
+    /// space (RLIMIT_AS)`; none in-process.
+    pub memory_limit: Option<String>,
     /// Outcome.
     #[serde(flatten)]
     pub status: PluginStatus,
@@ -148,7 +185,7 @@ struct Inner {
 /// The drivers of one plugins directory, by storage system type.
 pub struct Catalog {
     dir: PathBuf,
-    policy: IsolationPolicy,
+    policy: Arc<IsolationPolicy>,
     inner: Mutex<Inner>,
     rescan_lock: tokio::sync::Mutex<()>,
     /// Bumped on every change of a file's outcome or a driver's status.
@@ -167,39 +204,13 @@ impl Catalog {
     pub async fn load(dir: &Path, policy: IsolationPolicy) -> Result<Self, CatalogError> {
         let catalog = Self {
             dir: dir.to_path_buf(),
-            policy,
+            policy: Arc::new(policy),
             inner: Mutex::new(Inner::default()),
             rescan_lock: tokio::sync::Mutex::new(()),
             generation: Arc::new(watch::Sender::new(0)),
         };
         catalog.rescan().await?;
         Ok(catalog)
-    }
-
-    /// Starts a driver for `path` as the policy says.
-    async fn open(&self, path: &Path) -> Result<Arc<dyn Driver>, Refusal> {
-        let start = |settings: DriverSettings| async move {
-            let driver: Arc<dyn Driver> = match settings.isolation {
-                Isolation::InProcess => {
-                    let (driver, info) = load_library(path)?;
-                    Arc::new(InProcessDriver::new(driver, info))
-                }
-                Isolation::Worker => {
-                    // Cheap refusals first; the host itself never maps the library.
-                    check_object_format(path)?;
-                    Arc::new(WorkerDriver::start(&self.policy.worker_exe, path, settings).await?)
-                }
-            };
-            Ok::<_, Refusal>(driver)
-        };
-        let driver = start(self.policy.defaults.clone()).await?;
-        let wanted = self.policy.settings_for(&driver.info().name);
-        if *wanted == self.policy.defaults {
-            return Ok(driver);
-        }
-        // This driver has settings of its own: start it again with them.
-        driver.retire().await;
-        start(wanted.clone()).await
     }
 
     /// Registers `new` for the types it serves, replacing `old` (same file).
@@ -242,9 +253,44 @@ impl Catalog {
             path: self.dir.clone(),
             source,
         })?;
+        // Every file that needs starting starts at once: one slow or hanging
+        // driver delays the others by nothing (each has its load timeout).
+        let hashes: Vec<String> = files
+            .iter()
+            .map(|p| file_sha256(p).unwrap_or_default())
+            .collect();
+        let mut starting = tokio::task::JoinSet::new();
+        {
+            let inner = lock(&self.inner);
+            for (path, sha256) in files.iter().zip(&hashes) {
+                let unchanged = inner
+                    .files
+                    .iter()
+                    .any(|f| &f.path == path && &f.sha256 == sha256);
+                let copy = !sha256.is_empty()
+                    && inner.files.iter().any(|f| {
+                        &f.path != path
+                            && &f.sha256 == sha256
+                            && matches!(f.outcome, Outcome::Loaded(_))
+                    });
+                if unchanged || copy {
+                    continue;
+                }
+                let (policy, path) = (Arc::clone(&self.policy), path.clone());
+                starting.spawn(async move {
+                    let opened = open(&policy, &path).await;
+                    (path, opened)
+                });
+            }
+        }
+        let mut opened: HashMap<PathBuf, Result<Arc<dyn Driver>, Refusal>> = HashMap::new();
+        while let Some(done) = starting.join_next().await {
+            if let Ok((path, result)) = done {
+                opened.insert(path, result);
+            }
+        }
         let mut changes = Vec::new();
-        for path in &files {
-            let sha256 = file_sha256(path).unwrap_or_default();
+        for (path, sha256) in files.iter().zip(hashes) {
             let previous = lock(&self.inner)
                 .files
                 .iter()
@@ -277,8 +323,17 @@ impl Catalog {
                 })
                 .map(|f| f.path.display().to_string());
             let outcome = match copy_of {
-                Some(file) => Outcome::Refused(Refusal::IdenticalTo { file }, None),
-                None => match self.open(path).await {
+                Some(file) => {
+                    // Started beside its twin in this pass: stop it again.
+                    if let Some(Ok(started)) = opened.remove(path) {
+                        started.retire().await;
+                    }
+                    Outcome::Refused(Refusal::IdenticalTo { file }, None)
+                }
+                None => match match opened.remove(path) {
+                    Some(result) => result,
+                    None => open(&self.policy, path).await,
+                } {
                     Ok(new) => match self.register(&new, old.as_ref()) {
                         Ok(()) => Outcome::Loaded(new),
                         Err(reason) => {
@@ -431,12 +486,24 @@ impl Catalog {
                         )
                     }
                 };
+                let memory_limit = (isolation == Some(Isolation::Worker)).then(|| {
+                    let settings = status
+                        .info()
+                        .map(|i| self.policy.settings_for(&i.name))
+                        .unwrap_or(&self.policy.defaults);
+                    format!(
+                        "{} MiB {}",
+                        settings.memory_limit_mib,
+                        crate::isolation::sandbox::MEMORY_LIMIT_KIND
+                    )
+                });
                 PluginEntry {
                     path: f.path.clone(),
                     sha256: f.sha256.clone(),
                     isolation,
                     worker_pid,
                     restarts,
+                    memory_limit,
                     status,
                 }
             })

@@ -53,7 +53,7 @@ pub struct Config {
     pub isolation: IsolationConfig,
     /// `[drivers."<name>"]`: how one driver runs.
     #[serde(default)]
-    pub drivers: BTreeMap<String, DriverConfig>,
+    pub drivers: BTreeMap<String, IsolationConfig>,
     /// `[server]`: where `serve` listens and keeps its data.
     #[serde(default)]
     pub server: ServerConfig,
@@ -96,11 +96,14 @@ pub struct SchedulerConfig {
     pub shutdown_grace_secs: Option<u64>,
 }
 
-/// `[isolation]`.
+/// How drivers run: the keys of `[isolation]` (every driver) and of each
+/// `[drivers."<name>"]` (one driver; unset keys inherit `[isolation]`). One
+/// set of keys for both.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IsolationConfig {
     /// `worker` (default) or `in-process`.
+    #[serde(alias = "isolation")]
     pub mode: Option<Isolation>,
     /// Longest a call may take, seconds.
     pub call_timeout_secs: Option<u64>,
@@ -108,18 +111,40 @@ pub struct IsolationConfig {
     pub memory_limit_mib: Option<u64>,
     /// Grace period for stopping workers, seconds.
     pub shutdown_grace_secs: Option<u64>,
+    /// Longest a worker may take to load its driver, seconds.
+    pub load_timeout_secs: Option<u64>,
+    /// Largest answer a worker may send, MiB.
+    pub max_answer_mib: Option<u64>,
+    /// Refuse signals a worker aims at the host (seccomp); default on.
+    pub signal_filter: Option<bool>,
 }
 
-/// `[drivers."<name>"]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DriverConfig {
-    /// `worker` or `in-process`.
-    pub isolation: Option<Isolation>,
-    /// Longest a call may take, seconds.
-    pub call_timeout_secs: Option<u64>,
-    /// Worker memory limit, MiB.
-    pub memory_limit_mib: Option<u64>,
+impl IsolationConfig {
+    /// These keys over `settings`.
+    fn apply(&self, settings: &mut DriverSettings) {
+        let secs = Duration::from_secs;
+        if let Some(m) = self.mode {
+            settings.isolation = m;
+        }
+        if let Some(t) = self.call_timeout_secs {
+            settings.call_timeout = secs(t);
+        }
+        if let Some(m) = self.memory_limit_mib {
+            settings.memory_limit_mib = m;
+        }
+        if let Some(g) = self.shutdown_grace_secs {
+            settings.shutdown_grace = secs(g);
+        }
+        if let Some(t) = self.load_timeout_secs {
+            settings.handshake_timeout = secs(t);
+        }
+        if let Some(m) = self.max_answer_mib {
+            settings.max_answer_mib = m;
+        }
+        if let Some(f) = self.signal_filter {
+            settings.signal_filter = f;
+        }
+    }
 }
 
 /// `[plugins]`: where driver files live.
@@ -171,32 +196,18 @@ impl Config {
     /// defaults, with `mode` (a command-line flag) overriding the default mode.
     pub fn isolation_policy(&self, mode: Option<Isolation>) -> IsolationPolicy {
         let mut defaults = DriverSettings::default();
-        let i = &self.isolation;
-        if let Some(m) = mode.or(i.mode) {
+        self.isolation.apply(&mut defaults);
+        // A command-line mode applies to every driver.
+        if let Some(m) = mode {
             defaults.isolation = m;
-        }
-        if let Some(t) = i.call_timeout_secs {
-            defaults.call_timeout = Duration::from_secs(t);
-        }
-        if let Some(m) = i.memory_limit_mib {
-            defaults.memory_limit_mib = m;
-        }
-        if let Some(g) = i.shutdown_grace_secs {
-            defaults.shutdown_grace = Duration::from_secs(g);
         }
         let mut policy = IsolationPolicy::new(defaults.isolation);
         policy.defaults = defaults.clone();
-        for (name, d) in &self.drivers {
+        for (name, keys) in &self.drivers {
             let mut settings = defaults.clone();
-            // A command-line mode applies to every driver.
-            if let Some(m) = mode.or(d.isolation) {
+            keys.apply(&mut settings);
+            if let Some(m) = mode {
                 settings.isolation = m;
-            }
-            if let Some(t) = d.call_timeout_secs {
-                settings.call_timeout = Duration::from_secs(t);
-            }
-            if let Some(m) = d.memory_limit_mib {
-                settings.memory_limit_mib = m;
             }
             policy.per_driver.insert(name.clone(), settings);
         }
@@ -257,8 +268,11 @@ mod tests {
             call_timeout_secs = 30
             memory_limit_mib = 512
             [drivers."scaleio-driver"]
-            isolation = "in-process"
+            mode = "in-process"
             call_timeout_secs = 90
+            shutdown_grace_secs = 2
+            [drivers."old-style"]
+            isolation = "in-process"
             "#,
         )
         .unwrap();
@@ -269,6 +283,11 @@ mod tests {
         assert_eq!(scaleio.isolation, Isolation::InProcess);
         assert_eq!(scaleio.call_timeout, Duration::from_secs(90));
         assert_eq!(scaleio.memory_limit_mib, 512);
+        assert_eq!(scaleio.shutdown_grace, Duration::from_secs(2));
+        assert_eq!(
+            policy.settings_for("old-style").isolation,
+            Isolation::InProcess
+        );
         assert_eq!(policy.settings_for("other"), &policy.defaults);
         let forced = config.isolation_policy(Some(Isolation::Worker));
         assert_eq!(
@@ -276,5 +295,24 @@ mod tests {
             Isolation::Worker
         );
         assert!(toml::from_str::<Config>("[isolation]\nmode = \"sideways\"").is_err());
+    }
+
+    /// The configuration the README documents is one the host accepts.
+    #[test]
+    fn the_readme_configuration_parses() {
+        let readme = include_str!("../../README.md");
+        let block = readme
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|rest| rest.split("```").next())
+            .find(|b| b.contains("[isolation]"))
+            .expect("the README documents the configuration file");
+        let config: Config = toml::from_str(block).expect("the README's configuration parses");
+        let policy = config.isolation_policy(None);
+        assert_eq!(
+            policy.settings_for("scaleio-driver").call_timeout,
+            Duration::from_secs(600)
+        );
+        assert_eq!(policy.defaults.handshake_timeout, Duration::from_secs(30));
     }
 }

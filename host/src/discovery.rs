@@ -93,15 +93,25 @@ pub struct SystemDiscovery {
     pub problems: Vec<Problem>,
 }
 
-/// Discovers one system found by a scan: details, pools, ports, host
-/// components, capability definitions (each call bounded by
-/// `call_timeout`), then applies the rules.
-pub async fn discover_system(
+/// One system's answers exactly as the driver gave them, before the rules.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RawDiscovery {
+    /// The system with its pools, ports and host components.
+    pub inventory: SystemInventory,
+    /// The capability definitions the driver gave for the system, followed
+    /// by those declared in its info and not repeated.
+    pub capability_definitions: Vec<CapabilityDefinition>,
+}
+
+/// Makes the calls of one system's discovery ([`DISCOVERY_CALLS`], each
+/// bounded by `call_timeout`) and returns the answers unchecked. The
+/// conformance suite judges these; [`discover_system`] applies the rules.
+pub async fn fetch_system(
     driver: &dyn Driver,
     provider: &StorageProvider,
     scanned: &StorageSystem,
     call_timeout: Duration,
-) -> Result<SystemDiscovery, DiscoveryError> {
+) -> Result<RawDiscovery, DiscoveryError> {
     let ctx = || CallContext::with_timeout(request_id("discovery"), call_timeout);
     let fail = |step, system: &StorageSystem| {
         let system = Some(system.native_id.to_string());
@@ -150,25 +160,48 @@ pub async fn discover_system(
             capability_definitions.push(declared.clone());
         }
     }
+    Ok(RawDiscovery {
+        inventory: SystemInventory {
+            system,
+            pools,
+            ports,
+            host_components,
+        },
+        capability_definitions,
+    })
+}
+
+/// Applies the object rules to one system's answers: drops what breaks them.
+pub fn check_discovery(raw: RawDiscovery) -> SystemDiscovery {
+    let RawDiscovery {
+        mut inventory,
+        mut capability_definitions,
+    } = raw;
     let mut problems = validation::check_definitions(&mut capability_definitions);
-    let mut inventory = SystemInventory {
-        system,
-        pools,
-        ports,
-        host_components,
-    };
     problems.extend(validation::check_inventory(
         &mut inventory,
         &capability_definitions,
     ));
-    for problem in &problems {
-        tracing::warn!(driver = %driver.info().name, "{problem}");
-    }
-    Ok(SystemDiscovery {
+    SystemDiscovery {
         inventory,
         capability_definitions,
         problems,
-    })
+    }
+}
+
+/// Discovers one system found by a scan ([`fetch_system`]), then applies the
+/// rules ([`check_discovery`]); what they drop is logged and reported.
+pub async fn discover_system(
+    driver: &dyn Driver,
+    provider: &StorageProvider,
+    scanned: &StorageSystem,
+    call_timeout: Duration,
+) -> Result<SystemDiscovery, DiscoveryError> {
+    let found = check_discovery(fetch_system(driver, provider, scanned, call_timeout).await?);
+    for problem in &found.problems {
+        tracing::warn!(driver = %driver.info().name, "{problem}");
+    }
+    Ok(found)
 }
 
 /// Everything a one-shot discovery (`probe`) found.

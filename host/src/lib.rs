@@ -26,4 +26,6 @@ pub mod secrets;
 pub mod serve;
 pub mod service;
 pub mod store;
+pub mod units;
 pub mod validation;
+pub mod web;

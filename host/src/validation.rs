@@ -23,6 +23,9 @@ pub enum Rule {
     DuplicateNativeId,
     /// A system's type is one the driver declared.
     UndeclaredSystemType,
+    /// A scanned system has a name and a serial number (CoprHD builds pool
+    /// and port ids from the serial).
+    MissingSystemField,
     /// Pools and ports name the system they were discovered for.
     WrongSystem,
     /// A pool's free capacity does not exceed its total.
@@ -44,6 +47,7 @@ impl Rule {
             Self::EmptyNativeId => "empty-native-id",
             Self::DuplicateNativeId => "duplicate-native-id",
             Self::UndeclaredSystemType => "undeclared-system-type",
+            Self::MissingSystemField => "missing-system-field",
             Self::WrongSystem => "wrong-system",
             Self::FreeExceedsTotal => "free-exceeds-total",
             Self::MissingNetworkId => "missing-network-id",
@@ -121,8 +125,9 @@ fn retain_identified<T>(
     });
 }
 
-/// Checks a provider scan: drops systems without a native id, duplicates, and
-/// systems of a type the driver does not declare.
+/// Checks a provider scan: drops systems without a native id, duplicates,
+/// systems of a type the driver does not declare, and systems without a name
+/// or serial number.
 pub fn check_scan(declared_types: &[RString], scan: &mut ProviderScan) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut systems: Vec<StorageSystem> = std::mem::take(&mut scan.systems).into_iter().collect();
@@ -147,25 +152,43 @@ pub fn check_scan(declared_types: &[RString], scan: &mut ProviderScan) -> Vec<Pr
         }
         declared
     });
+    systems.retain(|s| {
+        let missing: Vec<&str> = [("name", &s.name), ("serial number", &s.serial_number)]
+            .into_iter()
+            .filter(|(_, value)| value.trim().is_empty())
+            .map(|(field, _)| field)
+            .collect();
+        let broken = (!missing.is_empty()).then(|| {
+            (
+                Rule::MissingSystemField,
+                format!("its {} is empty", missing.join(" and ")),
+            )
+        });
+        keep_or_report(broken, "system", &s.native_id, &mut problems)
+    });
     scan.systems = systems.into_iter().collect();
     problems
 }
 
-/// Checks capability definitions: drops those with an empty or repeated uid.
+/// Checks capability definitions: drops those with an empty or repeated uid,
+/// or an empty or repeated property name.
 pub fn check_definitions(definitions: &mut Vec<CapabilityDefinition>) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
     definitions.retain(|d| {
-        let ok = !d.uid.trim().is_empty() && seen.insert(d.uid.to_string());
-        if !ok {
-            problems.push(problem(
-                "capability-definition",
-                &d.uid,
-                Rule::InvalidCapabilityDefinition,
-                "its uid is empty or declared twice".into(),
-            ));
-        }
-        ok
+        let mut properties = HashSet::new();
+        let broken = if d.uid.trim().is_empty() {
+            Some("its uid is empty".to_string())
+        } else if !seen.insert(d.uid.to_string()) {
+            Some("its uid is declared twice".to_string())
+        } else {
+            d.property_names
+                .iter()
+                .find(|p| p.trim().is_empty() || !properties.insert(p.as_str()))
+                .map(|p| format!("property name '{p}' is empty or declared twice"))
+        };
+        let broken = broken.map(|message| (Rule::InvalidCapabilityDefinition, message));
+        keep_or_report(broken, "capability-definition", &d.uid, &mut problems)
     });
     problems
 }
@@ -383,16 +406,31 @@ mod tests {
         let system = |id: &str, t: &str| StorageSystem {
             native_id: id.into(),
             system_type: t.into(),
+            name: id.into(),
+            serial_number: id.into(),
             ..Default::default()
+        };
+        let unnamed = StorageSystem {
+            name: "".into(),
+            serial_number: "".into(),
+            ..system("3", "x")
         };
         let mut scan = ProviderScan {
             details: Default::default(),
-            systems: vec![system("1", "x"), system("1", "x"), system("2", "y")].into(),
+            systems: vec![
+                system("1", "x"),
+                system("1", "x"),
+                system("2", "y"),
+                unnamed,
+            ]
+            .into(),
         };
         let problems = check_scan(&["x".into()], &mut scan);
         assert_eq!(scan.systems.len(), 1);
-        assert_eq!(problems.len(), 2);
+        assert_eq!(problems.len(), 3);
         assert_eq!(problems[1].rule, Rule::UndeclaredSystemType);
+        assert_eq!(problems[2].rule, Rule::MissingSystemField);
+        assert!(problems[2].message.contains("name and serial number"));
     }
 
     trait WithNetworkId {

@@ -144,6 +144,22 @@ impl Api {
         }
     }
 
+    /// The client of the `serve` process whose data directory is `data`
+    /// (it writes its URL and token there).
+    fn of_data_dir(data: &Path) -> Self {
+        let read = |file: &str| {
+            std::fs::read_to_string(data.join(file))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        Self {
+            base: read("server.url"),
+            token: read("api.token"),
+            http: reqwest::Client::new(),
+        }
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self
             .http
@@ -1561,17 +1577,7 @@ async fn a_killed_hosts_discovery_is_taken_over() {
     }
     let mut serve_a = start_serve(data_a.path(), plugins.path(), &db.url);
     let mut serve_b = start_serve(data_b.path(), plugins.path(), &db.url);
-    let api_b = Api {
-        base: std::fs::read_to_string(data_b.path().join("server.url"))
-            .unwrap()
-            .trim()
-            .to_string(),
-        token: std::fs::read_to_string(data_b.path().join("api.token"))
-            .unwrap()
-            .trim()
-            .to_string(),
-        http: reqwest::Client::new(),
-    };
+    let api_b = Api::of_data_dir(data_b.path());
     // Every gateway request takes 1.5 s: the discovery is long enough to kill its host.
     let registered = api_b.post("/api/v1/providers", registration(&sim)).await;
     api_b
@@ -1602,17 +1608,7 @@ async fn a_killed_hosts_discovery_is_taken_over() {
         (&mut serve_a, api_b)
     } else {
         assert_eq!(pid, serve_b.id(), "the holder is one of the two hosts");
-        let api_a = Api {
-            base: std::fs::read_to_string(data_a.path().join("server.url"))
-                .unwrap()
-                .trim()
-                .to_string(),
-            token: std::fs::read_to_string(data_a.path().join("api.token"))
-                .unwrap()
-                .trim()
-                .to_string(),
-            http: reqwest::Client::new(),
-        };
+        let api_a = Api::of_data_dir(data_a.path());
         (&mut serve_b, api_a)
     };
     victim.kill().unwrap(); // SIGKILL: no release, the lease must expire

@@ -177,7 +177,13 @@ async fn every_misbehaviour_is_contained_and_the_worker_comes_back() {
             .await
             .expect("the worker answers again");
         assert_eq!(back.systems[0].native_id, "m-1");
-        assert_eq!(std::process::id(), host_pid, "the host is the same process");
+        if dies {
+            // Reaped, not left a zombie; its replacement is another process.
+            assert!(
+                !std::path::Path::new(&format!("/proc/{before}")).exists(),
+                "{behaviour}: worker {before} is gone"
+            );
+        }
     }
 
     // A driver that prints to stdout does not corrupt the channel.
@@ -196,6 +202,186 @@ async fn every_misbehaviour_is_contained_and_the_worker_comes_back() {
         hello.worker_pid(),
         Some(hello_pid),
         "the neighbour's worker never restarted"
+    );
+    catalog.shutdown().await;
+}
+
+/// The child pid a `fork` / `spawn` scan reports as its system's name.
+fn child_pid(scan: &ProviderScan) -> u32 {
+    scan.systems[0]
+        .name
+        .strip_prefix("child:")
+        .and_then(|p| p.parse().ok())
+        .expect("a child pid")
+}
+
+/// Hostile drivers: none takes the host down, starves it of memory, or
+/// leaves processes behind; each cause is named; the well-behaved driver
+/// beside them answers throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_drivers_are_fenced_in() {
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 4)
+        .to_string_lossy()
+        .into_owned();
+    let settings = DriverSettings {
+        max_answer_mib: 16,
+        ..quick_settings()
+    };
+    let catalog = Catalog::load(plugins.path(), support::policy(settings))
+        .await
+        .unwrap();
+    let hello = catalog.driver("hello").unwrap();
+    let bad = catalog.driver("misbehaving").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let neighbour = keep_calling(
+        Arc::clone(&hello),
+        array.clone(),
+        Arc::clone(&stop),
+        Arc::clone(&ok),
+    );
+    let peak_before = support::peak_memory_kib();
+
+    // Children end with their worker, whatever ends it.
+    for behaviour in ["fork", "spawn"] {
+        let worker = wait_for_new_worker(&bad, None).await;
+        let child = child_pid(
+            &scan(&bad, behaviour, Duration::from_secs(10))
+                .await
+                .unwrap(),
+        );
+        assert!(
+            process_exists(child),
+            "{behaviour}: the child runs while its worker lives"
+        );
+        let err = scan(&bad, "exit", Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("exited with code 3"), "{err}");
+        wait_gone(child).await;
+        wait_gone(worker).await;
+    }
+
+    // (behaviour, call timeout, expected kind, text the error must hold, does the worker die?)
+    let long = Duration::from_secs(30);
+    let short = Duration::from_secs(2);
+    let cases: &[(&str, Duration, ErrorKind, &str, bool)] = &[
+        // Its own process group: kill(0) reaches only the worker.
+        (
+            "kill-group",
+            long,
+            ErrorKind::Internal,
+            "killed by signal 15 (SIGTERM)",
+            true,
+        ),
+        // Seccomp: signals aimed at the host are refused.
+        (
+            "kill-parent",
+            long,
+            ErrorKind::Internal,
+            "Operation not permitted",
+            false,
+        ),
+        // The address-space limit holds for shared memory too.
+        (
+            "shm",
+            long,
+            ErrorKind::Internal,
+            "mmap of 512 MiB shared memory failed",
+            false,
+        ),
+        // Oversized answers are refused by the worker, naming the setting.
+        (
+            "big-answer",
+            long,
+            ErrorKind::Internal,
+            "max_answer_mib",
+            false,
+        ),
+        // A broken channel fails the call at once (not at its deadline).
+        (
+            "junk-frame",
+            long,
+            ErrorKind::Unavailable,
+            "channel broken: a frame that does not decode",
+            true,
+        ),
+        (
+            "huge-length",
+            long,
+            ErrorKind::Unavailable,
+            "channel broken: a frame of 1073741824 bytes is over the limit",
+            true,
+        ),
+        (
+            "close-channel",
+            long,
+            ErrorKind::Internal,
+            "channel broken (the driver closed or replaced the worker's channel)",
+            true,
+        ),
+        // A stopped worker is named as stopped.
+        (
+            "sigstop",
+            short,
+            ErrorKind::Timeout,
+            "the worker was stopped (SIGSTOP)",
+            true,
+        ),
+        // Huge error messages are cut, with a marker.
+        (
+            "huge-error",
+            long,
+            ErrorKind::Internal,
+            "more bytes dropped]",
+            false,
+        ),
+    ];
+    for &(behaviour, timeout, kind, text, dies) in cases {
+        let before = wait_for_new_worker(&bad, None).await;
+        let err = scan(&bad, behaviour, timeout).await.unwrap_err();
+        assert_eq!(err.kind, kind, "{behaviour}: {err}");
+        assert!(
+            err.message.contains(text),
+            "{behaviour}: '{}' should hold '{text}'",
+            &err.message[..err.message.len().min(300)]
+        );
+        assert!(
+            err.message.len() < 5000,
+            "{behaviour}: an error of {} bytes",
+            err.message.len()
+        );
+        if dies {
+            wait_gone(before).await;
+            wait_for_new_worker(&bad, Some(before)).await;
+        } else {
+            assert_eq!(
+                bad.worker_pid(),
+                Some(before),
+                "{behaviour}: the worker lives on"
+            );
+        }
+    }
+
+    // Endless lines and bytes that are not UTF-8 are forwarded, bounded and
+    // lossily; forwarding goes on, and prints never break the channel.
+    for behaviour in ["endless-line", "non-utf8", "print"] {
+        let scanned = scan(&bad, behaviour, long).await;
+        assert!(scanned.is_ok(), "{behaviour}: {scanned:?}");
+    }
+
+    let grown_mib = support::peak_memory_kib().saturating_sub(peak_before) / 1024;
+    assert!(
+        grown_mib < 128,
+        "the host's peak memory grew by {grown_mib} MiB"
+    );
+    stop.store(true, Ordering::SeqCst);
+    neighbour.await.expect("the neighbour never failed");
+    assert!(
+        ok.load(Ordering::SeqCst) > 10,
+        "the neighbour kept answering"
     );
     catalog.shutdown().await;
 }
@@ -394,7 +580,10 @@ sleep 30
     };
     assert_eq!(
         reason,
-        "the worker speaks channel protocol 99; this host speaks 1"
+        &format!(
+            "the worker speaks channel protocol 99; this host speaks {}",
+            southbound_host::isolation::protocol::PROTOCOL_VERSION
+        )
     );
 }
 
@@ -538,5 +727,67 @@ async fn a_worker_killed_from_outside_fails_its_calls_with_the_cause() {
         err.message.contains("no worker was ready") && err.message.contains("SIGKILL"),
         "{err}"
     );
+    catalog.shutdown().await;
+}
+
+/// A driver that hangs while loading is refused when its load timeout
+/// expires, its worker gone; the drivers beside it load (in parallel) and
+/// answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_hanging_at_load_is_refused_and_the_others_serve() {
+    let plugins = support::plugins_dir(&["hello-driver"]);
+    let hanging = plugins.path().join("libhang_on_load.so");
+    std::fs::copy(support::plugin_path("misbehaving-driver"), &hanging).unwrap();
+    let settings = DriverSettings {
+        handshake_timeout: Duration::from_secs(2),
+        ..quick_settings()
+    };
+    let catalog = Catalog::load(plugins.path(), support::policy(settings))
+        .await
+        .unwrap();
+    let entries = catalog.entries();
+    let hang = entries
+        .iter()
+        .find(|e| e.path == hanging)
+        .expect("the hanging file is listed");
+    let PluginStatus::Refused { message, .. } = &hang.status else {
+        panic!("{:?}", hang.status);
+    };
+    assert_eq!(
+        message,
+        "the worker did not finish loading the driver within 2 s"
+    );
+    let hello = catalog.driver("hello").expect("hello-driver serves");
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 2);
+    hello
+        .scan_provider(
+            ctx(Duration::from_secs(10)),
+            &provider(&array.to_string_lossy(), "s3cret"),
+        )
+        .await
+        .expect("hello answers");
+    // No worker of the hanging file is left.
+    let hanging_name = hanging.to_string_lossy().into_owned();
+    let started = Instant::now();
+    loop {
+        let left: Vec<u32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&hanging_name))
+            })
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     catalog.shutdown().await;
 }

@@ -637,3 +637,189 @@ async fn plain_http_to_a_tls_gateway_says_the_gateway_speaks_tls() {
     assert!(err.message.contains("it speaks TLS (HTTPS)"), "{err}");
     assert!(err.message.contains("drop --no-ssl"), "{err}");
 }
+
+/// A certificate and its key, PEM.
+struct Made {
+    cert: String,
+    key: String,
+}
+
+/// What `openssl req -x509` makes by default, as many gateways ship: a
+/// self-signed certificate with `CA:TRUE`.
+fn openssl_self_signed_ca_true(dir: &std::path::Path) -> Made {
+    let (cert, key) = (dir.join("gw.pem"), dir.join("gw.key"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "365", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success());
+    let made = Made {
+        cert: std::fs::read_to_string(&cert).unwrap(),
+        key: std::fs::read_to_string(&key).unwrap(),
+    };
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"),
+        "openssl req -x509 makes CA:TRUE certificates"
+    );
+    made
+}
+
+/// A certificate by rcgen: for `name`, valid over `years`, a CA or not,
+/// signed by `issuer` or self-signed.
+fn rcgen_cert(
+    name: &str,
+    years: (i32, i32),
+    ca: bool,
+    issuer: Option<(&rcgen::Certificate, &rcgen::KeyPair)>,
+) -> (Made, rcgen::Certificate, rcgen::KeyPair) {
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(years.0, 1, 1);
+    params.not_after = rcgen::date_time_ymd(years.1, 1, 1);
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = match issuer {
+        Some((issuer, issuer_key)) => params.signed_by(&key, issuer, issuer_key).unwrap(),
+        None => params.self_signed(&key).unwrap(),
+    };
+    let made = Made {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    };
+    (made, cert, key)
+}
+
+/// The `sha256:` pin of the (first) certificate in `pem`.
+fn sha256_pin(pem: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    southbound_sdk::pins::fingerprint_line(&sha2::Sha256::digest(der).into())
+}
+
+/// Discovers a simulator serving `served` with `pins`; the error, if any.
+async fn with_certificate(served: &Made, pins: &str) -> Result<(), southbound_sdk::DriverError> {
+    let sim = Simulator::start(SimConfig {
+        identity: Some(scaleio_simulator::TlsIdentity {
+            cert_pem: served.cert.clone(),
+            key_pem: served.key.clone(),
+        }),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts with the certificate");
+    let provider = StorageProvider {
+        ca_certificate_pem: ROption::RSome(pins.into()),
+        ..provider(&sim)
+    };
+    discover(&sim, &provider).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn gateway_certificates_are_trusted_as_operators_expect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (this_year, later) = (2026, 2036);
+
+    // Self-signed with CA:TRUE (openssl's default): pinned, it is trusted,
+    // by the certificate itself or by its fingerprint.
+    let ca_true = openssl_self_signed_ca_true(dir.path());
+    with_certificate(&ca_true, &ca_true.cert)
+        .await
+        .expect("pinned CA:TRUE certificate");
+    with_certificate(&ca_true, &sha256_pin(&ca_true.cert))
+        .await
+        .expect("pinned fingerprint");
+
+    // Self-signed without basic constraints.
+    let (plain, _, _) = rcgen_cert("127.0.0.1", (this_year - 1, later), false, None);
+    with_certificate(&plain, &plain.cert)
+        .await
+        .expect("pinned self-signed certificate");
+
+    // A leaf signed by a private CA: pin the CA (the chain is verified), or
+    // the leaf itself.
+    let (ca, ca_cert, ca_key) = rcgen_cert("Private CA", (this_year - 1, later), true, None);
+    let (leaf, _, _) = rcgen_cert(
+        "127.0.0.1",
+        (this_year - 1, later),
+        false,
+        Some((&ca_cert, &ca_key)),
+    );
+    with_certificate(&leaf, &ca.cert)
+        .await
+        .expect("leaf of the pinned CA");
+    with_certificate(&leaf, &leaf.cert)
+        .await
+        .expect("pinned leaf");
+
+    // Expired: refused, saying so, even pinned.
+    let (expired, _, _) = rcgen_cert("127.0.0.1", (2020, 2021), false, Some((&ca_cert, &ca_key)));
+    for pins in [&ca.cert, &expired.cert] {
+        let err = with_certificate(&expired, pins).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Authentication, "{err}");
+        assert!(err.message.contains("is expired or not yet valid"), "{err}");
+    }
+
+    // For another name: the CA's leaf is refused naming the problem; the
+    // very certificate pinned is trusted (pinning names the certificate).
+    let (elsewhere, _, _) = rcgen_cert(
+        "gateway.example.com",
+        (this_year - 1, later),
+        false,
+        Some((&ca_cert, &ca_key)),
+    );
+    let err = with_certificate(&elsewhere, &ca.cert).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Authentication, "{err}");
+    assert!(err.message.contains("not valid for name"), "{err}");
+    assert!(
+        err.message.contains("sha256:"),
+        "the presented fingerprint is named: {err}"
+    );
+    with_certificate(&elsewhere, &elsewhere.cert)
+        .await
+        .expect("pinned certificate for another name");
+
+    // Another certificate or fingerprint: refused, naming what was presented.
+    let err = with_certificate(&ca_true, &plain.cert).await.unwrap_err();
+    assert!(
+        err.message
+            .contains("is not one pinned and does not chain to one"),
+        "{err}"
+    );
+    let err = with_certificate(&ca_true, &sha256_pin(&plain.cert))
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("matches no pinned fingerprint"),
+        "{err}"
+    );
+    assert!(err.message.contains(&sha256_pin(&ca_true.cert)), "{err}");
+}

@@ -129,7 +129,10 @@ extern "C" fn new_driver<D: DiscoveryDriver + Default>() -> RResult<DriverBox, D
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("driver-runtime")
-            .enable_all()
+            // I/O and timers; no signal driver: signals are the host's
+            // business, and it would hold a socket pair open for good.
+            .enable_io()
+            .enable_time()
             .build()
             .map_err(|e| {
                 DriverError::internal(format!("cannot start the driver's runtime: {e}"))

@@ -6,14 +6,24 @@
 //! directory, checks its SDK version and ABI layout, and calls it to
 //! discover storage providers, systems, pools, ports and hosts.
 //!
-//! - [`model`]: the object model (after CoprHD's southbound SDK).
-//! - [`DiscoveryDriver`]: the trait a vendor implements.
-//! - [`abi`]: the stable-ABI layer the host loads (generated for you).
+//! - [`DiscoveryDriver`]: the trait a vendor implements, with
+//!   [`DriverInfo`], [`CallContext`] and [`DriverError`].
+//! - [`model`]: the object model (after CoprHD's southbound SDK):
+//!   [`StorageProvider`] in; [`ProviderScan`], [`StorageSystem`],
+//!   [`StoragePool`], [`StoragePort`], [`StorageHostComponent`] with their
+//!   [`Initiator`]s, and [`CapabilityDefinition`] /
+//!   [`CapabilityInstance`] out.
+//! - [`log`]: log lines the host picks up; [`pins`]: the TLS pins format.
 //!
-//! See `sdk/README.md` for the vendor guide.
-
+//! The vendor guide follows: a complete driver (compiled by the SDK's
+//! tests), then every model type field by field.
+//!
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+// The host's side of the boundary: generated for drivers by
+// `export_driver!`, read by the host's loader. Not for vendors.
+#[doc(hidden)]
 pub mod abi;
 mod capability;
 mod context;
@@ -23,6 +33,7 @@ mod info;
 pub mod log;
 pub mod model;
 mod open_enum;
+pub mod pins;
 mod secret;
 mod task;
 
@@ -32,7 +43,9 @@ pub use capability::{
 pub use context::CallContext;
 pub use driver::DiscoveryDriver;
 pub use error::{DriverError, DriverResult, ErrorKind};
-pub use info::{sdk_compatibility, DriverInfo, SdkMismatch, SDK_VERSION};
+#[doc(hidden)] // the host's version rule
+pub use info::{sdk_compatibility, SdkMismatch};
+pub use info::{DriverInfo, SDK_VERSION};
 pub use model::*;
 pub use secret::Secret;
 pub use task::{DriverTask, TaskStatus};

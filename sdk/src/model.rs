@@ -181,7 +181,8 @@ pub struct StorageProvider {
     pub password: Secret,
     /// Use TLS.
     pub use_ssl: bool,
-    /// A PEM CA certificate to trust instead of the system roots (pinning).
+    /// TLS pins to trust instead of the system roots: PEM certificates and/or
+    /// `sha256:` fingerprint lines ([`crate::pins`]).
     pub ca_certificate_pem: ROption<RString>,
     /// Skip TLS verification. Only ever honoured when set explicitly.
     pub insecure: bool,
@@ -212,7 +213,7 @@ pub struct ProviderScan {
     /// What the provider reports about itself.
     pub details: ProviderDetails,
     /// Every storage system the provider manages, with at least `native_id`,
-    /// `system_type` and `serial_number` set.
+    /// `system_type`, `name` and `serial_number` set.
     pub systems: RVec<StorageSystem>,
 }
 

@@ -300,34 +300,97 @@ fn sdk_version_rule() {
     ));
 }
 
-/// Every model type's layout is self-consistent for abi_stable's checker.
-#[test]
-fn model_layouts_check_against_themselves() {
-    macro_rules! check_all {
-        ($($t:ty),*) => {$(
-            check_layout_compatibility(<$t as StableAbi>::LAYOUT, <$t as StableAbi>::LAYOUT)
-                .unwrap_or_else(|e| panic!("{}: {e}", stringify!($t)));
-        )*};
+/// Every type reachable from the root module the host loads (the driver
+/// trait's methods, their parameters and results, recursively), one line
+/// per type with its size, alignment, kind, repr and fields: what
+/// abi_stable compares when the host loads a driver.
+fn abi_layouts() -> String {
+    use abi_stable::type_layout::TypeLayout;
+    let mut seen = std::collections::HashSet::new();
+    let mut described: Vec<String> = Vec::new();
+    let mut pending: Vec<&'static TypeLayout> =
+        vec![<crate::abi::DriverModRef as StableAbi>::LAYOUT];
+    while let Some(layout) = pending.pop() {
+        if !seen.insert(layout.get_utypeid()) {
+            continue;
+        }
+        let referenced: Vec<&'static TypeLayout> = layout
+            .shared_vars()
+            .type_layouts()
+            .iter()
+            .map(|get| get())
+            .collect();
+        // Generic containers (RVec<T>) print without their parameters: name
+        // the types each one refers to, so a changed parameter shows.
+        let mut text = format!(
+            "{}: size {} align {} {:?} {:?} refers to [{}]",
+            layout.full_type(),
+            layout.size(),
+            layout.alignment(),
+            layout.data_discriminant(),
+            layout.repr_attr(),
+            referenced
+                .iter()
+                .map(|r| r.full_type().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Some(fields) = layout.get_fields() {
+            for field in fields.iter() {
+                text.push_str(&format!(
+                    "\n    {}: {}",
+                    field.name(),
+                    field.layout().full_type()
+                ));
+            }
+        }
+        described.push(text);
+        pending.extend(referenced);
     }
-    check_all!(
-        StorageProvider,
-        ProviderDetails,
-        ProviderScan,
-        StorageSystem,
-        StoragePool,
-        StoragePort,
-        StorageHostComponent,
-        Initiator,
-        SystemInventory,
-        CapabilityDefinition,
-        CapabilityInstance,
-        CapabilityProperty,
-        DriverTask,
-        DriverInfo,
-        DriverError,
-        CallContext,
-        Secret,
-        TransportType
+    described.sort();
+    described.push(String::new());
+    described.join("\n")
+}
+
+/// The ABI guard: the layouts of this SDK version, frozen in
+/// `sdk/abi/<major.minor>.txt` when the version was released, must not
+/// change while the version stays (every driver built against it would be
+/// refused). An intended change bumps the SDK version, then freezes the new
+/// layouts: `SOUTHBOUND_FREEZE_ABI=1 cargo test -p southbound-sdk abi_layouts`.
+#[test]
+fn abi_layouts_match_the_frozen_layouts_of_this_sdk_version() {
+    let version = semver::Version::parse(SDK_VERSION).expect("SDK version");
+    let frozen_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("abi")
+        .join(format!("{}.{}.txt", version.major, version.minor));
+    let now = abi_layouts();
+    if std::env::var_os("SOUTHBOUND_FREEZE_ABI").is_some() {
+        std::fs::create_dir_all(frozen_file.parent().expect("abi dir")).expect("abi dir");
+        std::fs::write(&frozen_file, &now).expect("freeze the layouts");
+    }
+    let frozen = std::fs::read_to_string(&frozen_file).unwrap_or_else(|e| {
+        panic!(
+            "no frozen layouts for SDK {}.{} ({}: {e}); freeze them with SOUTHBOUND_FREEZE_ABI=1",
+            version.major,
+            version.minor,
+            frozen_file.display()
+        )
+    });
+    if let Some((line, (was, is))) = frozen
+        .lines()
+        .zip(now.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+    {
+        panic!(
+            "the ABI of southbound-sdk {SDK_VERSION} changed (line {}: frozen '{was}', now '{is}'): every driver built against it would be refused. Bump the SDK version and freeze the new layouts (SOUTHBOUND_FREEZE_ABI=1)",
+            line + 1
+        );
+    }
+    assert_eq!(
+        frozen.lines().count(),
+        now.lines().count(),
+        "the ABI of southbound-sdk {SDK_VERSION} changed: types were added or removed"
     );
 }
 
@@ -370,4 +433,59 @@ fn a_changed_layout_is_refused() {
         .is_err(),
         "a differently named type is refused too"
     );
+}
+
+/// The vendor guide's field reference lists every field of every model type,
+/// in order: a field added or renamed without its row fails here.
+#[test]
+fn the_field_reference_lists_every_field() {
+    let guide = include_str!("../README.md");
+    macro_rules! check_types {
+        ($($t:ident),*) => {$({
+            let heading = format!("### `{}`", stringify!($t));
+            let section = guide
+                .split(&heading)
+                .nth(1)
+                .unwrap_or_else(|| panic!("the guide has no '{heading}' section"));
+            let section = section.split("\n### ").next().unwrap_or_default();
+            let rows: Vec<&str> = section
+                .lines()
+                .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+                .collect();
+            let fields: Vec<&str> = <$t as StableAbi>::LAYOUT
+                .get_fields()
+                .expect("a struct")
+                .iter()
+                .map(|f| f.name())
+                .collect();
+            assert_eq!(rows, fields, "the guide's table of {}", stringify!($t));
+        })*};
+    }
+    check_types!(
+        DriverInfo,
+        StorageProvider,
+        ProviderScan,
+        ProviderDetails,
+        StorageSystem,
+        StoragePool,
+        StoragePort,
+        StorageHostComponent,
+        Initiator,
+        CapabilityDefinition,
+        CapabilityInstance,
+        CapabilityProperty
+    );
+}
+
+/// hello-driver is the guide's example: it needs no dependency the guide
+/// says a driver does not need.
+#[test]
+fn hello_driver_has_no_dependency_the_guide_calls_unneeded() {
+    let manifest = include_str!("../../examples/hello-driver/Cargo.toml");
+    for unneeded in ["abi_stable", "abi-stable", "async-trait"] {
+        assert!(
+            !manifest.contains(unneeded),
+            "examples/hello-driver depends on {unneeded}"
+        );
+    }
 }

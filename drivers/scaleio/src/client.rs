@@ -22,6 +22,7 @@ use southbound_sdk::{log, CallContext, DriverError, DriverResult, Secret, Storag
 use tokio::sync::Mutex;
 
 use crate::api::{self, Bulk, ErrorBody, Statistics, TokenAnswer};
+use crate::tls;
 
 /// How long an inventory snapshot serves later calls of the same cycle.
 pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(60);
@@ -70,6 +71,8 @@ pub struct Gateway {
     base_url: String,
     username: String,
     password: Secret,
+    /// Why pinned TLS last refused the gateway's certificate.
+    tls_refusals: Option<tls::Refusals>,
     auth: Mutex<AuthState>,
     snapshot: Mutex<Option<(Instant, Arc<Snapshot>)>>,
 }
@@ -117,6 +120,7 @@ impl Gateway {
                 "southbound-scaleio-driver/",
                 env!("CARGO_PKG_VERSION")
             ));
+        let mut tls_refusals = None;
         if provider.use_ssl {
             if provider.insecure {
                 log::warn(format!(
@@ -124,22 +128,10 @@ impl Gateway {
                     base_url(provider)
                 ));
                 builder = builder.danger_accept_invalid_certs(true);
-            } else if let Some(pem) = provider.ca_certificate_pem.as_ref().into_option() {
-                let certificates =
-                    reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
-                        DriverError::invalid_input(format!(
-                            "the provider's CA certificate is not valid PEM: {e}"
-                        ))
-                    })?;
-                if certificates.is_empty() {
-                    return Err(DriverError::invalid_input(
-                        "the provider's CA certificate PEM holds no certificate",
-                    ));
-                }
-                builder = builder.tls_built_in_root_certs(false);
-                for certificate in certificates {
-                    builder = builder.add_root_certificate(certificate);
-                }
+            } else if let Some(pins) = provider.ca_certificate_pem.as_ref().into_option() {
+                let (config, refusals) = tls::Pins::parse(pins)?.client_config()?;
+                builder = builder.use_preconfigured_tls(config);
+                tls_refusals = Some(refusals);
             }
         }
         let client = builder
@@ -150,6 +142,7 @@ impl Gateway {
             base_url: base_url(provider),
             username: provider.username.to_string(),
             password: provider.password.clone(),
+            tls_refusals,
             auth: Mutex::new(AuthState::default()),
             snapshot: Mutex::new(None),
         })
@@ -259,7 +252,13 @@ impl Gateway {
                 Ok(response) if retries >= TRANSIENT_RETRIES => return Ok(response),
                 Ok(response) => format!("answered {}", response.status()),
                 Err(e) => {
-                    match transport_error(e, endpoint, self.base_url.starts_with("http://")) {
+                    let refusal = self.tls_refusals.as_ref().and_then(tls::Refusals::take);
+                    match transport_error(
+                        e,
+                        endpoint,
+                        self.base_url.starts_with("http://"),
+                        refusal,
+                    ) {
                         Transport::Final(error) => return Err(error),
                         Transport::Transient(error) if retries >= TRANSIENT_RETRIES => {
                             return Err(error)
@@ -504,7 +503,17 @@ async fn read_json<T: DeserializeOwned>(
 
 /// Maps a transport error: untrusted certificate, TLS spoken to a plain-HTTP
 /// client, deadline, or a transient failure.
-fn transport_error(error: reqwest::Error, endpoint: &str, plain_http: bool) -> Transport {
+fn transport_error(
+    error: reqwest::Error,
+    endpoint: &str,
+    plain_http: bool,
+    tls_refusal: Option<String>,
+) -> Transport {
+    if let Some(refusal) = tls_refusal {
+        return Transport::Final(DriverError::authentication(format!(
+            "{endpoint}: {refusal}; pin the gateway's certificate or its CA (--ca-cert), or its SHA-256 fingerprint (--cert-sha256), once checked out of band"
+        )));
+    }
     let chain = error_chain(&error);
     // A TLS server answers plain HTTP with a TLS record, which HTTP parsing
     // reads as a bad version line.
@@ -515,7 +524,7 @@ fn transport_error(error: reqwest::Error, endpoint: &str, plain_http: bool) -> T
     }
     if chain.contains("certificate") || chain.contains("UnknownIssuer") {
         return Transport::Final(DriverError::authentication(format!(
-            "{endpoint}: the gateway's TLS certificate is not trusted ({chain}); pin its CA certificate or mark the provider insecure"
+            "{endpoint}: the gateway's TLS certificate is not trusted ({chain}); pin the gateway's certificate or its CA (--ca-cert), or its SHA-256 fingerprint (--cert-sha256)"
         )));
     }
     if error.is_timeout() {

@@ -25,6 +25,7 @@
 
 mod api;
 pub mod client;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

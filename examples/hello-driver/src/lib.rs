@@ -267,7 +267,7 @@ impl ArrayPool {
             storage_system_id: system_id.into(),
             name: self.name.clone().into(),
             total_capacity_kib: self.total_gib * GIB_IN_KIB,
-            free_capacity_kib: self.free_gib.min(self.total_gib) * GIB_IN_KIB,
+            free_capacity_kib: self.free_gib * GIB_IN_KIB,
             subscribed_capacity_kib: self.subscribed_gib * GIB_IN_KIB,
             supported_drive_types: vec![self.media].into(),
             resource_type: self.provisioning,

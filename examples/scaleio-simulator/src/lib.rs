@@ -47,6 +47,9 @@ pub struct SimConfig {
     pub listen: SocketAddr,
     /// Serve HTTPS with a self-signed certificate (the default) or plain HTTP.
     pub tls: bool,
+    /// The certificate (PEM chain, leaf first) and PKCS#8 key (PEM) to serve;
+    /// `None` makes a fresh self-signed one for localhost and 127.0.0.1.
+    pub identity: Option<TlsIdentity>,
     /// API version to speak.
     pub api_version: ApiVersion,
     /// Gateway user name.
@@ -64,6 +67,7 @@ impl Default for SimConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: true,
+            identity: None,
             api_version: ApiVersion::V3_6,
             username: DEFAULT_USERNAME.into(),
             password: DEFAULT_PASSWORD.into(),
@@ -195,7 +199,7 @@ impl Simulator {
     pub async fn start(config: SimConfig) -> Result<Self, StartError> {
         let inventory = Inventory::generate(&config.topology)?;
         let (acceptor, cert_pem) = if config.tls {
-            let (acceptor, pem) = tls_acceptor()?;
+            let (acceptor, pem) = tls_acceptor(config.identity.as_ref())?;
             (Some(acceptor), Some(pem))
         } else {
             (None, None)
@@ -261,24 +265,54 @@ impl Drop for Simulator {
     }
 }
 
-fn tls_acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), StartError> {
-    let names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
-    let certified = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| StartError::Certificate(e.to_string()))?;
-    let pem = certified.cert.pem();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+/// A certificate and key for the simulator to serve (tests of how drivers
+/// trust gateways use their own).
+#[derive(Debug, Clone)]
+pub struct TlsIdentity {
+    /// PEM certificates, the leaf first.
+    pub cert_pem: String,
+    /// The leaf's PKCS#8 private key, PEM.
+    pub key_pem: String,
+}
+
+fn tls_acceptor(
+    identity: Option<&TlsIdentity>,
+) -> Result<(tokio_rustls::TlsAcceptor, String), StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: &dyn std::fmt::Display| StartError::Certificate(e.to_string());
+    let (chain, key, pem) = match identity {
+        Some(identity) => {
+            let chain = CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(&e))?;
+            let key =
+                PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).map_err(|e| bad(&e))?;
+            (chain, key, identity.cert_pem.clone())
+        }
+        None => {
+            let names = vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+                "::1".to_string(),
+            ];
+            let certified = rcgen::generate_simple_self_signed(names).map_err(|e| bad(&e))?;
+            let key = PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+            (
+                vec![certified.cert.der().clone()],
+                key,
+                certified.cert.pem(),
+            )
+        }
+    };
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| StartError::Certificate(e.to_string()))?
+    .map_err(|e| bad(&e))?
     .with_no_client_auth()
-    .with_single_cert(vec![certified.cert.der().clone()], key)
-    .map_err(|e| StartError::Certificate(e.to_string()))?;
+    .with_single_cert(chain, key)
+    .map_err(|e| bad(&e))?;
     Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem))
 }
 

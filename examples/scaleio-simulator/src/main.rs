@@ -60,6 +60,7 @@ async fn main() -> Result<()> {
     let config = SimConfig {
         listen: args.listen,
         tls: !args.plain_http,
+        identity: None,
         api_version: args.api_version,
         username: args.username,
         password: args.password,

@@ -221,7 +221,7 @@ async fn healthz(State(controller): State<AppState>) -> Response {
 
 /// Requires `Authorization: Bearer <token>`.
 async fn authenticate(
-    State(token_digest): State<Arc<[u8; 32]>>,
+    State(expected): State<Arc<[u8; 32]>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -230,9 +230,9 @@ async fn authenticate(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| digest(t.trim()));
+        .map(|t| token_digest(t.trim()));
     // Comparing digests: the time taken says nothing about the token.
-    if presented.as_ref() == Some(&*token_digest) {
+    if presented.as_ref() == Some(&*expected) {
         return next.run(request).await;
     }
     let mut response =
@@ -244,7 +244,9 @@ async fn authenticate(
     response
 }
 
-fn digest(token: &str) -> [u8; 32] {
+/// What the host keeps of its API token and compares presented tokens by
+/// (the API's bearer check and the web console's sign-in).
+pub fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -253,16 +255,15 @@ fn api_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     routes::register(OpenApiRouter::with_openapi(ApiDoc::openapi())).split_for_parts()
 }
 
-/// The whole HTTP application: `/api/v1` behind the token, `/healthz` and
+/// The whole HTTP application: `/api/v1` behind the token, the web console
+/// under `/ui` (its own sign-in with the same token), `/healthz` and
 /// `/openapi.json` open.
 pub fn app(controller: Arc<Controller>, token: &str) -> Router {
     let (api, document) = api_parts();
     let document = Arc::new(document);
-    let token_digest = Arc::new(digest(token));
-    let api = api.layer(axum::middleware::from_fn_with_state(
-        token_digest,
-        authenticate,
-    ));
+    let expected = Arc::new(token_digest(token));
+    let web = crate::web::router(Arc::clone(&controller), Arc::clone(&expected));
+    let api = api.layer(axum::middleware::from_fn_with_state(expected, authenticate));
     Router::new()
         .route("/healthz", get(healthz))
         .route(
@@ -273,6 +274,7 @@ pub fn app(controller: Arc<Controller>, token: &str) -> Router {
             }),
         )
         .merge(api)
+        .merge(web)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .with_state(controller)
 }

@@ -102,12 +102,16 @@ pub(super) async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", port_file.display()))?;
     }
     outln!(
-        "Southbound serving at {} (data directory {}, API token in {})",
+        "Southbound serving at {} (web console {}/ui; data directory {}, API token in {})",
+        host.url,
         host.url,
         data_dir.path().display(),
         host.token_file.display()
     );
     print_drivers(&host, args.json)?;
+    tracing::info!(
+        "worker processes, and everything their drivers start, end with their worker; if this host itself is killed with SIGKILL, processes a driver started outlive it: run the host under a service manager that ends its whole control group (systemd's default KillMode=control-group)"
+    );
     let mut changes = host.controller.catalog().subscribe();
     loop {
         tokio::select! {
@@ -173,7 +177,8 @@ pub(super) async fn demo(config: &Config, args: &DemoArgs) -> Result<()> {
     let result = demo_run(&host, &sim, args).await;
     if result.is_ok() && !args.once {
         outln!(
-            "\nServing at {} until Ctrl-C. API token: {}\nTry:  target/debug/southbound inventory --data-dir {}",
+            "\nServing at {} until Ctrl-C (web console {}/ui; sign in with the token in {})\nTry:  target/debug/southbound inventory --data-dir {}",
+            host.url,
             host.url,
             host.token_file.display(),
             data_dir.display()

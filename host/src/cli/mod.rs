@@ -100,19 +100,6 @@ pub enum Command {
     Inventory(client_commands::InventoryArgs),
     /// Tasks, or one task.
     Tasks(client_commands::TasksArgs),
-    /// Serve one driver over the worker channel (started by the host, not by hand).
-    #[command(name = "__worker", hide = true)]
-    Worker(WorkerArgs),
-}
-
-/// `__worker`.
-#[derive(Debug, Args)]
-pub struct WorkerArgs {
-    /// Descriptor of the channel to the host.
-    #[arg(long)]
-    pub channel_fd: i32,
-    /// The driver library to serve.
-    pub driver_file: PathBuf,
 }
 
 /// `drivers` subcommands.
@@ -169,6 +156,10 @@ pub struct ConnectionArgs {
     /// PEM certificate (a CA, or the gateway's own) to trust for the provider's TLS.
     #[arg(long, conflicts_with = "insecure")]
     pub ca_cert: Option<PathBuf>,
+    /// SHA-256 fingerprint of the certificate the provider presents, to trust
+    /// that very certificate (`AB:CD:...` or 64 hex digits).
+    #[arg(long, conflicts_with = "insecure")]
+    pub cert_sha256: Option<String>,
     /// Do not verify the provider's TLS certificate.
     #[arg(long)]
     pub insecure: bool,
@@ -196,16 +187,29 @@ impl ConnectionArgs {
         Ok(Secret::new(line.trim_end_matches(['\r', '\n'])))
     }
 
-    /// The PEM to pin, if any.
+    /// The TLS pins, if any: the `--ca-cert` file and the `--cert-sha256` line.
     fn ca_certificate_pem(&self) -> Result<Option<String>> {
-        self.ca_cert
-            .as_deref()
-            .map(|path| {
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read CA certificate {}", path.display()))
-            })
-            .transpose()
+        pins_text(self.ca_cert.as_deref(), self.cert_sha256.as_deref())
     }
+}
+
+/// The pins (see [`southbound_sdk::pins`]) from a PEM file and a fingerprint.
+pub fn pins_text(pem_file: Option<&Path>, sha256: Option<&str>) -> Result<Option<String>> {
+    let mut pins = String::new();
+    if let Some(path) = pem_file {
+        pins = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
+    }
+    if let Some(fingerprint) = sha256 {
+        let parsed = southbound_sdk::pins::parse_fingerprint(fingerprint)
+            .map_err(|e| anyhow::anyhow!("--cert-sha256: {e}"))?;
+        if !pins.is_empty() && !pins.ends_with('\n') {
+            pins.push('\n');
+        }
+        pins.push_str(&southbound_sdk::pins::fingerprint_line(&parsed));
+        pins.push('\n');
+    }
+    Ok(Some(pins).filter(|p| !p.is_empty()))
 }
 
 /// Turns terminal echo off for its lifetime (password prompts).
@@ -274,7 +278,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Hosts(args) => client_commands::hosts(&config, args).await,
         Command::Inventory(args) => client_commands::inventory(&config, args).await,
         Command::Tasks(args) => client_commands::tasks(&config, args).await,
-        Command::Worker(_) => bail!("the worker mode runs before the async runtime starts"),
     }
 }
 
@@ -419,6 +422,41 @@ async fn probe(catalog: &Catalog, args: &ProbeArgs) -> Result<()> {
     )
     .await?;
     print_json_or(args.json, &report, || render::report(&report))
+}
+
+/// Logs to stderr: the filter from `SOUTHBOUND_LOG`, else `RUST_LOG`, else
+/// `default_filter` (a malformed filter is reported, not silently dropped); colour
+/// only on a terminal without `NO_COLOR`; JSON lines with `--log-format json`.
+pub fn init_logging(format: LogFormat, default_filter: &str) {
+    let wanted = ["SOUTHBOUND_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().map(|value| (*name, value)));
+    let (filter, bad) = match &wanted {
+        Some((name, text)) => match tracing_subscriber::EnvFilter::try_new(text) {
+            Ok(filter) => (filter, None),
+            Err(e) => (
+                tracing_subscriber::EnvFilter::new(default_filter),
+                Some(format!("{name}={text:?}: {e}")),
+            ),
+        },
+        None => (tracing_subscriber::EnvFilter::new(default_filter), None),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
+            .init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
+    if let Some(bad) = bad {
+        tracing::warn!("ignoring a malformed log filter, logging at {default_filter}: {bad}");
+    }
 }
 
 /// Reads a password file, dropping one trailing line ending.

@@ -3,13 +3,14 @@
 //! Rendering only: the data comes from the service layer (through the API)
 //! or from a probe.
 
-use southbound_sdk::{ROption, StorageHostComponent, StoragePool, StoragePort, SystemInventory};
+use southbound_sdk::{ROption, StoragePool, StoragePort, SystemInventory};
 
 use super::table::Table;
-use crate::catalog::{PluginEntry, PluginStatus};
+use crate::catalog::PluginEntry;
 use crate::discovery::DiscoveryReport;
 use crate::service::InventoryView;
 use crate::store::{HostRecord, PoolRecord, PortRecord, ProviderRecord, SystemRecord, TaskRecord};
+pub use crate::units::{capacity, initiators, time};
 use crate::validation::Problem;
 
 fn join<'a, S: AsRef<str> + 'a>(items: impl IntoIterator<Item = &'a S>) -> String {
@@ -28,44 +29,8 @@ fn list<T: std::fmt::Display>(items: &[T]) -> String {
         .join(",")
 }
 
-/// A capacity in KiB for people: binary units (the figures are KiB-based),
-/// the largest one that keeps the number at 1 or more, two decimals.
-pub fn capacity(kib: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = kib as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.2} {}", UNITS[unit])
-}
-
 fn opt<T: std::fmt::Display>(value: &ROption<T>) -> String {
     value.as_ref().map(ToString::to_string).unwrap_or_default()
-}
-
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SSZ`; `-` for none.
-pub fn time(ms: Option<i64>) -> String {
-    let Some(ms) = ms else { return "-".into() };
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// The drivers of a plugins directory.
@@ -82,22 +47,14 @@ pub fn drivers(entries: &[PluginEntry]) -> String {
     ]);
     for entry in entries {
         let isolation = match (entry.isolation, entry.worker_pid) {
-            (Some(i), Some(pid)) => format!("{i} (pid {pid})"),
+            (Some(i), Some(pid)) => match &entry.memory_limit {
+                Some(limit) => format!("{i} (pid {pid}, {limit})"),
+                None => format!("{i} (pid {pid})"),
+            },
             (Some(i), None) => i.to_string(),
             (None, _) => "-".into(),
         };
-        let (info, status) = match &entry.status {
-            PluginStatus::Loaded { info } => (Some(info), "loaded".to_string()),
-            PluginStatus::Restarting { info, last_crash } => {
-                (Some(info), format!("restarting: {last_crash}"))
-            }
-            PluginStatus::Quarantined { info, reason } => {
-                (Some(info), format!("quarantined: {reason}"))
-            }
-            PluginStatus::Refused { message, info, .. } => {
-                (info.as_ref(), format!("refused: {message}"))
-            }
-        };
+        let (info, status) = (entry.status.info(), entry.status.describe());
         let mut cells = match info {
             Some(info) => vec![
                 info.name.to_string(),
@@ -167,14 +124,6 @@ const PORT_HEADER: &[&str] = &[
     "STATUS",
     "DISCOVERY",
 ];
-
-fn initiators(host: &StorageHostComponent) -> String {
-    host.initiators
-        .iter()
-        .map(|i| format!("{} {}", i.protocol, i.port))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 fn problems(problems: &[Problem]) -> String {
     if problems.is_empty() {

@@ -39,6 +39,7 @@ impl Driver for InProcessDriver {
         tokio::task::spawn_blocking(move || dispatch(&driver, &ctx, &request))
             .await
             .map_err(|e| DriverError::internal(format!("{name} did not complete: {e}")))?
+            .map_err(super::bounded_error)
     }
 
     fn isolation(&self) -> Isolation {

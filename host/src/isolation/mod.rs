@@ -7,13 +7,17 @@
 //! ([`WorkerDriver`], the default). Callers use the typed methods of
 //! [`DriverExt`] and never see which.
 //!
+//! - `calls`: the driver's entry points, listed once; the request and
+//!   response enums, `dispatch` and `DriverExt` are generated from the list.
 //! - `protocol`: the worker channel's frames and messages.
 //! - `worker`: the worker process (`southbound __worker`).
 //! - `supervisor`: the host side: spawn, deadlines, crash causes, restart
 //!   with backoff, quarantine, retirement.
 
+mod calls;
 mod in_process;
 pub mod protocol;
+pub mod sandbox;
 mod supervisor;
 pub mod worker;
 
@@ -21,12 +25,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use southbound_sdk::abi::DriverBox;
-use southbound_sdk::{
-    CallContext, CapabilityDefinition, DriverError, DriverInfo, DriverResult, ProviderScan, RVec,
-    StorageHostComponent, StoragePool, StoragePort, StorageProvider, StorageSystem,
-};
+use southbound_sdk::{CallContext, DriverError, DriverInfo, DriverResult};
 
+pub use calls::{dispatch, DriverExt, DriverRequest, DriverResponse};
 pub use in_process::InProcessDriver;
 pub use supervisor::{WorkerDriver, KILL_GRACE};
 
@@ -58,7 +59,7 @@ pub struct DriverSettings {
     pub isolation: Isolation,
     /// Longest a call may take; past it the worker is killed.
     pub call_timeout: Duration,
-    /// Memory (data segment) a worker may use, MiB.
+    /// Memory (address space) a worker may use, MiB.
     pub memory_limit_mib: u64,
     /// How long a stopping worker gets to finish before it is killed.
     pub shutdown_grace: Duration,
@@ -72,6 +73,18 @@ pub struct DriverSettings {
     pub crash_loop_window: Duration,
     /// Longest a worker may take to load its driver.
     pub handshake_timeout: Duration,
+    /// Largest answer a worker may send, MiB (a `large` ScaleIO system's
+    /// biggest answer is a few MiB).
+    pub max_answer_mib: u64,
+    /// Refuse signals a worker aims at the host (seccomp; see `sandbox`).
+    pub signal_filter: bool,
+}
+
+impl DriverSettings {
+    /// [`DriverSettings::max_answer_mib`] in bytes.
+    pub fn max_answer_bytes(&self) -> usize {
+        usize::try_from(self.max_answer_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
 }
 
 impl Default for DriverSettings {
@@ -86,6 +99,8 @@ impl Default for DriverSettings {
             crash_loop_limit: 5,
             crash_loop_window: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(30),
+            max_answer_mib: 64,
+            signal_filter: true,
         }
     }
 }
@@ -108,107 +123,47 @@ pub enum DriverStatus {
     },
 }
 
-/// One driver call, with its inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "call", rename_all = "snake_case")]
-pub enum DriverRequest {
-    /// [`southbound_sdk::DiscoveryDriver::scan_provider`].
-    ScanProvider { provider: StorageProvider },
-    /// [`southbound_sdk::DiscoveryDriver::discover_system`].
-    DiscoverSystem {
-        provider: StorageProvider,
-        system: StorageSystem,
-    },
-    /// [`southbound_sdk::DiscoveryDriver::discover_pools`].
-    DiscoverPools {
-        provider: StorageProvider,
-        system: StorageSystem,
-    },
-    /// [`southbound_sdk::DiscoveryDriver::discover_ports`].
-    DiscoverPorts {
-        provider: StorageProvider,
-        system: StorageSystem,
-    },
-    /// [`southbound_sdk::DiscoveryDriver::discover_host_components`].
-    DiscoverHostComponents {
-        provider: StorageProvider,
-        system: StorageSystem,
-    },
-    /// [`southbound_sdk::DiscoveryDriver::capability_definitions`].
-    CapabilityDefinitions {
-        provider: StorageProvider,
-        system: StorageSystem,
-    },
-}
+/// Longest driver error message the host keeps.
+pub const MAX_ERROR_MESSAGE: usize = 4096;
 
-impl DriverRequest {
-    /// The call's name, for logs and errors.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::ScanProvider { .. } => "scan_provider",
-            Self::DiscoverSystem { .. } => "discover_system",
-            Self::DiscoverPools { .. } => "discover_pools",
-            Self::DiscoverPorts { .. } => "discover_ports",
-            Self::DiscoverHostComponents { .. } => "discover_host_components",
-            Self::CapabilityDefinitions { .. } => "capability_definitions",
+/// A driver's error with its message cut to [`MAX_ERROR_MESSAGE`] bytes and
+/// a marker saying how much was dropped.
+pub fn bounded_error(mut error: DriverError) -> DriverError {
+    if error.message.len() > MAX_ERROR_MESSAGE {
+        let mut end = MAX_ERROR_MESSAGE;
+        while !error.message.is_char_boundary(end) {
+            end -= 1;
         }
+        let dropped = error.message.len() - end;
+        error.message = format!(
+            "{} [... {dropped} more bytes dropped]",
+            &error.message[..end]
+        )
+        .into();
     }
+    error
 }
 
-/// A successful answer to a [`DriverRequest`] of the same name.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "call", content = "result", rename_all = "snake_case")]
-pub enum DriverResponse {
-    /// Answer to `ScanProvider`.
-    ScanProvider(ProviderScan),
-    /// Answer to `DiscoverSystem`.
-    DiscoverSystem(Box<StorageSystem>),
-    /// Answer to `DiscoverPools`.
-    DiscoverPools(RVec<StoragePool>),
-    /// Answer to `DiscoverPorts`.
-    DiscoverPorts(RVec<StoragePort>),
-    /// Answer to `DiscoverHostComponents`.
-    DiscoverHostComponents(RVec<StorageHostComponent>),
-    /// Answer to `CapabilityDefinitions`.
-    CapabilityDefinitions(RVec<CapabilityDefinition>),
-}
-
-/// Serves one request with a loaded driver library: the single place that
-/// maps requests onto the ABI (used in-process, and by worker processes).
-pub fn dispatch(
-    driver: &DriverBox,
-    ctx: &CallContext,
-    request: &DriverRequest,
-) -> DriverResult<DriverResponse> {
-    use DriverRequest as Rq;
-    use DriverResponse as Rs;
-    let response = match request {
-        Rq::ScanProvider { provider } => driver
-            .scan_provider(ctx, provider)
-            .into_result()
-            .map(Rs::ScanProvider),
-        Rq::DiscoverSystem { provider, system } => driver
-            .discover_system(ctx, provider, system)
-            .into_result()
-            .map(|s| Rs::DiscoverSystem(Box::new(s))),
-        Rq::DiscoverPools { provider, system } => driver
-            .discover_pools(ctx, provider, system)
-            .into_result()
-            .map(Rs::DiscoverPools),
-        Rq::DiscoverPorts { provider, system } => driver
-            .discover_ports(ctx, provider, system)
-            .into_result()
-            .map(Rs::DiscoverPorts),
-        Rq::DiscoverHostComponents { provider, system } => driver
-            .discover_host_components(ctx, provider, system)
-            .into_result()
-            .map(Rs::DiscoverHostComponents),
-        Rq::CapabilityDefinitions { provider, system } => driver
-            .capability_definitions(ctx, provider, system)
-            .into_result()
-            .map(Rs::CapabilityDefinitions),
-    }?;
-    Ok(response)
+/// Starts the driver in file `path` as `settings` say: loaded into this
+/// process, or in a worker process running `worker_exe` (a binary that calls
+/// [`worker::run_if_worker`] first). The host's catalog and the conformance
+/// suite both start drivers here.
+pub async fn start(
+    path: &std::path::Path,
+    settings: DriverSettings,
+    worker_exe: &std::path::Path,
+) -> Result<std::sync::Arc<dyn Driver>, crate::loader::Refusal> {
+    Ok(match settings.isolation {
+        Isolation::InProcess => {
+            let (driver, info) = crate::loader::load_library(path)?;
+            std::sync::Arc::new(InProcessDriver::new(driver, info))
+        }
+        Isolation::Worker => {
+            // Cheap refusals first; the host itself never maps the library.
+            crate::loader::check_object_format(path)?;
+            std::sync::Arc::new(WorkerDriver::start(worker_exe, path, settings).await?)
+        }
+    })
 }
 
 /// The host's one interface to a driver, wherever its code runs.
@@ -238,6 +193,11 @@ pub trait Driver: Send + Sync {
         0
     }
 
+    /// Why the driver's worker died last, if it ever did.
+    fn last_crash(&self) -> Option<String> {
+        None
+    }
+
     /// Stops taking calls, lets the ones in flight finish, then releases the
     /// driver (a worker exits; an in-process library stays mapped).
     async fn retire(&self) {}
@@ -249,106 +209,3 @@ pub trait Driver: Send + Sync {
         std::future::pending().await
     }
 }
-
-/// Typed calls on any [`Driver`].
-#[async_trait]
-pub trait DriverExt: Driver {
-    /// Scans a provider.
-    async fn scan_provider(
-        &self,
-        ctx: CallContext,
-        provider: &StorageProvider,
-    ) -> DriverResult<ProviderScan> {
-        let request = DriverRequest::ScanProvider {
-            provider: provider.clone(),
-        };
-        expect_response!(self.call(ctx, request).await?, ScanProvider)
-    }
-
-    /// Discovers a system's details.
-    async fn discover_system(
-        &self,
-        ctx: CallContext,
-        provider: &StorageProvider,
-        system: &StorageSystem,
-    ) -> DriverResult<StorageSystem> {
-        let request = DriverRequest::DiscoverSystem {
-            provider: provider.clone(),
-            system: system.clone(),
-        };
-        expect_response!(self.call(ctx, request).await?, DiscoverSystem).map(|s| *s)
-    }
-
-    /// Discovers a system's pools.
-    async fn discover_pools(
-        &self,
-        ctx: CallContext,
-        provider: &StorageProvider,
-        system: &StorageSystem,
-    ) -> DriverResult<RVec<StoragePool>> {
-        let request = DriverRequest::DiscoverPools {
-            provider: provider.clone(),
-            system: system.clone(),
-        };
-        expect_response!(self.call(ctx, request).await?, DiscoverPools)
-    }
-
-    /// Discovers a system's ports.
-    async fn discover_ports(
-        &self,
-        ctx: CallContext,
-        provider: &StorageProvider,
-        system: &StorageSystem,
-    ) -> DriverResult<RVec<StoragePort>> {
-        let request = DriverRequest::DiscoverPorts {
-            provider: provider.clone(),
-            system: system.clone(),
-        };
-        expect_response!(self.call(ctx, request).await?, DiscoverPorts)
-    }
-
-    /// Discovers the hosts a system knows.
-    async fn discover_host_components(
-        &self,
-        ctx: CallContext,
-        provider: &StorageProvider,
-        system: &StorageSystem,
-    ) -> DriverResult<RVec<StorageHostComponent>> {
-        let request = DriverRequest::DiscoverHostComponents {
-            provider: provider.clone(),
-            system: system.clone(),
-        };
-        expect_response!(self.call(ctx, request).await?, DiscoverHostComponents)
-    }
-
-    /// The capability definitions that apply to a system.
-    async fn capability_definitions(
-        &self,
-        ctx: CallContext,
-        provider: &StorageProvider,
-        system: &StorageSystem,
-    ) -> DriverResult<RVec<CapabilityDefinition>> {
-        let request = DriverRequest::CapabilityDefinitions {
-            provider: provider.clone(),
-            system: system.clone(),
-        };
-        expect_response!(self.call(ctx, request).await?, CapabilityDefinitions)
-    }
-}
-
-impl<D: Driver + ?Sized> DriverExt for D {}
-
-/// Unwraps the expected response variant; any other is a host bug or a
-/// corrupted channel, reported as an internal error.
-macro_rules! expect_response {
-    ($response:expr, $variant:ident) => {
-        match $response {
-            DriverResponse::$variant(value) => Ok(value),
-            other => Err(DriverError::internal(format!(
-                "driver answered {} with a response to another call: {other:?}",
-                stringify!($variant)
-            ))),
-        }
-    };
-}
-use expect_response;

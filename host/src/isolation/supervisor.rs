@@ -36,12 +36,24 @@ use super::protocol::{
     read_frame_async, write_frame_async, HostMessage, WorkerMessage, PROTOCOL_VERSION,
     WORKER_CHANNEL_FD,
 };
+use super::sandbox;
 use crate::loader::Refusal;
 
 use super::{Driver, DriverRequest, DriverResponse, DriverSettings, DriverStatus, Isolation};
 
 /// How long past a call's deadline the host waits before killing the worker.
 pub const KILL_GRACE: Duration = Duration::from_secs(1);
+/// How long a broken channel waits for the worker's own exit before the
+/// host kills it (and names the broken channel as the cause).
+const CHANNEL_BREAK_GRACE: Duration = Duration::from_millis(250);
+/// The state letter of a process (`R`, `S`, `T` for stopped, ...), from
+/// `/proc/<pid>/stat`.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) S ...`: the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 /// What Rust's allocation-failure handler prints before aborting.
 fn is_out_of_memory_line(line: &str) -> bool {
     line.contains("memory allocation of") && line.contains("failed")
@@ -88,6 +100,8 @@ struct Worker {
     kill: Mutex<Option<oneshot::Sender<String>>>,
     exit: watch::Receiver<Option<String>>,
     started: Instant,
+    /// The worker reported an allocation failure on its stderr.
+    out_of_memory: Arc<AtomicBool>,
 }
 
 /// Decrements the in-flight count when a call ends, however it ends.
@@ -124,8 +138,10 @@ impl Worker {
         }
     }
 
+    /// Alive and not being killed: a worker the host has decided to kill
+    /// takes no new calls, even before its exit is seen.
     fn is_alive(&self) -> bool {
-        self.exit.borrow().is_none()
+        self.exit.borrow().is_none() && lock(&self.kill).is_some()
     }
 
     /// Kills the process; `reason` says why (shown to the calls in flight).
@@ -133,6 +149,18 @@ impl Worker {
         if let Some(kill) = lock(&self.kill).take() {
             let _ = kill.send(reason);
         }
+    }
+
+    /// The channel is unusable: if the worker is ending by itself, its own
+    /// cause (a signal, an exit code) is the one to name, so give its exit a
+    /// moment to show; otherwise kill it for `reason`. Returns the cause.
+    async fn ended_or_killed(&self, reason: &str) -> String {
+        if let Ok(cause) = tokio::time::timeout(CHANNEL_BREAK_GRACE, self.exited()).await {
+            return cause;
+        }
+        tracing::warn!(driver = %self.name(), pid = self.pid, "worker {reason}");
+        self.kill(reason.to_string());
+        self.exited().await
     }
 
     /// Waits for the process to end; returns the cause.
@@ -197,9 +225,17 @@ impl Worker {
             Err(_) => {
                 lock(&self.pending).remove(&id);
                 let secs = seconds(timeout);
-                self.kill(format!("{name} timed out after {secs} s"));
+                // Why it did not answer, when the system can tell.
+                let why = if process_state(self.pid) == Some('T') {
+                    "; the worker was stopped (SIGSTOP)"
+                } else if self.out_of_memory.load(Ordering::SeqCst) {
+                    "; the worker had reported running out of memory"
+                } else {
+                    ""
+                };
+                self.kill(format!("{name} timed out after {secs} s{why}"));
                 Err(DriverError::timeout(format!(
-                    "driver {}: {name} timed out after {secs} s; worker (pid {}) killed",
+                    "driver {}: {name} timed out after {secs} s{why}; worker (pid {}) killed",
                     self.name(),
                     self.pid
                 )))
@@ -244,8 +280,43 @@ fn log_line(label: &str, pid: u32, stream: &str, line: &str) {
 /// tells the driver's name.
 type Label = Arc<Mutex<String>>;
 
+/// Longest log line the host keeps from a worker; the rest of the line is
+/// dropped and the line ends with a marker saying how much.
+pub const MAX_LOG_LINE: usize = 16 * 1024;
+
+/// Reads one line of at most `max` bytes (the rest of a longer line is read
+/// and counted, never kept); `None` at the end of the stream. Whatever the
+/// bytes, memory stays bounded.
+async fn bounded_line(
+    reader: &mut (impl tokio::io::AsyncBufRead + Unpin),
+    max: usize,
+) -> std::io::Result<Option<(Vec<u8>, usize)>> {
+    let mut line = Vec::new();
+    let mut dropped = 0usize;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok((!line.is_empty() || dropped > 0).then_some((line, dropped)));
+        }
+        let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(end) => (&buf[..end], Some(end + 1)),
+            None => (buf, None),
+        };
+        let room = max.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        dropped += chunk.len().saturating_sub(room);
+        let used = done.unwrap_or(buf.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(Some((line, dropped)));
+        }
+    }
+}
+
 /// Turns a worker's stdout or stderr into host log lines, noting whether the
 /// worker reported an allocation failure (the cause of a following abort).
+/// Lines are bounded ([`MAX_LOG_LINE`]) and decoded lossily: no byte a
+/// driver writes stops the forwarding while the worker lives.
 async fn forward_output(
     stream: impl tokio::io::AsyncRead + Unpin,
     label: Label,
@@ -253,8 +324,20 @@ async fn forward_output(
     name: &'static str,
     out_of_memory: Arc<AtomicBool>,
 ) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let (bytes, dropped) = match bounded_line(&mut reader, MAX_LOG_LINE).await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(pid, "worker {name} unreadable: {e}");
+                break;
+            }
+        };
+        let mut line = String::from_utf8_lossy(&bytes).into_owned();
+        if dropped > 0 {
+            line.push_str(&format!(" [... {dropped} more bytes dropped]"));
+        }
         let label = lock(&label).clone();
         log_line(&label, pid, name, &line);
         if is_out_of_memory_line(&line) {
@@ -272,6 +355,9 @@ fn describe_exit(
         Err(e) => format!("could not be waited for: {e}"),
         Ok(s) => match (s.signal(), s.code()) {
             (Some(sig), _) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+            (None, Some(code)) if code == i32::from(super::worker::EXIT_CHANNEL_BROKEN) => format!(
+                "exited with code {code}: channel broken (the driver closed or replaced the worker's channel)"
+            ),
             (None, Some(code)) => format!("exited with code {code}"),
             (None, None) => "ended".into(),
         },
@@ -296,15 +382,26 @@ async fn spawn(
     let parent = std::process::id() as libc::pid_t;
     let limit = settings.memory_limit_mib.saturating_mul(1024 * 1024) as libc::rlim_t;
 
+    let filter = if settings.signal_filter {
+        // SAFETY: getpgrp(2) cannot fail.
+        let host_pgid = unsafe { libc::getpgrp() };
+        Some(sandbox::signal_filter(parent, host_pgid).map_err(|e| {
+            worker_refusal(format!("cannot build the worker's seccomp filter: {e}"))
+        })?)
+    } else {
+        None
+    };
     let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("__worker")
-        .arg("--channel-fd")
-        .arg(WORKER_CHANNEL_FD.to_string())
-        .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.env("MALLOC_ARENA_MAX", sandbox::MALLOC_ARENAS);
+    cmd.args(super::worker::worker_args(
+        WORKER_CHANNEL_FD,
+        settings.max_answer_bytes(),
+        path,
+    ))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
     // SAFETY: only async-signal-safe libc calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -326,8 +423,15 @@ async fn spawn(
                 rlim_cur: limit,
                 rlim_max: limit,
             };
-            if libc::setrlimit(libc::RLIMIT_DATA, &rlimit) == -1 {
+            if libc::setrlimit(libc::RLIMIT_AS, &rlimit) == -1 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // Its own session and process group (see `sandbox`).
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(filter) = &filter {
+                sandbox::apply(filter)?;
             }
             Ok(())
         });
@@ -379,6 +483,7 @@ async fn spawn(
         kill: Mutex::new(Some(kill_tx)),
         exit: exit_rx,
         started: Instant::now(),
+        out_of_memory: Arc::clone(&out_of_memory),
     });
 
     // The waiter owns the process: it kills on request, and when the process
@@ -395,6 +500,8 @@ async fn spawn(
                 child.wait().await
             }
         };
+        // Whatever the driver started ends with its worker.
+        sandbox::kill_group(pid);
         if let Some(task) = stderr_task {
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
         }
@@ -415,44 +522,26 @@ async fn spawn(
         }
     });
 
+    let max_answer = settings.max_answer_bytes();
+    // The handshake is read loosely first, so that a worker of another
+    // protocol version is named as such whatever its message format.
     let handshake = tokio::time::timeout(
         settings.handshake_timeout,
-        read_frame_async::<WorkerMessage>(&mut reader),
+        read_frame_async::<serde_json::Value>(&mut reader, max_answer),
     )
     .await;
-    let info = match handshake {
-        Ok(Ok(Some(WorkerMessage::Ready {
-            protocol,
-            sdk_version,
-            info,
-        }))) => {
-            if protocol != PROTOCOL_VERSION {
-                worker.kill("protocol mismatch".into());
-                return Err(worker_refusal(format!(
-                    "the worker speaks channel protocol {protocol}; this host speaks {PROTOCOL_VERSION}"
-                )));
-            }
-            if sdk_version != SDK_VERSION {
-                worker.kill("SDK mismatch".into());
-                return Err(worker_refusal(format!(
-                    "the worker was built with southbound-sdk {sdk_version}; this host with {SDK_VERSION}"
-                )));
-            }
-            *lock(&log_label) = info.name.to_string();
-            info
+    let first = match handshake {
+        Ok(Ok(Some(value))) => value,
+        Ok(Ok(None)) => {
+            let cause = worker.ended_or_killed("its channel closed").await;
+            return Err(worker_refusal(format!(
+                "the worker {cause} while loading the driver"
+            )));
         }
-        Ok(Ok(Some(WorkerMessage::Refused { reason, .. }))) => {
-            worker.exited().await;
-            return Err(reason);
-        }
-        Ok(Ok(Some(WorkerMessage::Reply { .. }))) => {
-            worker.kill("protocol violation".into());
-            return Err(worker_refusal(
-                "the worker answered before its handshake".into(),
-            ));
-        }
-        Ok(Ok(None)) | Ok(Err(_)) => {
-            let cause = worker.exited().await;
+        Ok(Err(e)) => {
+            let cause = worker
+                .ended_or_killed(&format!("channel broken: {e}"))
+                .await;
             return Err(worker_refusal(format!(
                 "the worker {cause} while loading the driver"
             )));
@@ -465,23 +554,76 @@ async fn spawn(
             )));
         }
     };
+    let protocol = ["ready", "refused"]
+        .iter()
+        .find_map(|kind| first.get(*kind))
+        .unwrap_or(&first)
+        .get("protocol")
+        .and_then(serde_json::Value::as_u64);
+    if protocol != Some(u64::from(PROTOCOL_VERSION)) {
+        worker.kill("protocol mismatch".into());
+        return Err(worker_refusal(match protocol {
+            Some(p) => format!("the worker speaks channel protocol {p}; this host speaks {PROTOCOL_VERSION}"),
+            None => format!("the worker's first message is not a handshake of channel protocol {PROTOCOL_VERSION}"),
+        }));
+    }
+    let info = match serde_json::from_value::<WorkerMessage>(first) {
+        Ok(WorkerMessage::Ready {
+            sdk_version, info, ..
+        }) => {
+            if sdk_version != SDK_VERSION {
+                worker.kill("SDK mismatch".into());
+                return Err(worker_refusal(format!(
+                    "the worker was built with southbound-sdk {sdk_version}; this host with {SDK_VERSION}"
+                )));
+            }
+            *lock(&log_label) = info.name.to_string();
+            info
+        }
+        Ok(WorkerMessage::Refused { reason, .. }) => {
+            worker.exited().await;
+            return Err(reason);
+        }
+        Ok(WorkerMessage::Reply { .. }) => {
+            worker.kill("protocol violation".into());
+            return Err(worker_refusal(
+                "the worker answered before its handshake".into(),
+            ));
+        }
+        Err(e) => {
+            worker.kill(format!(
+                "channel broken: a handshake that does not decode: {e}"
+            ));
+            return Err(worker_refusal(format!(
+                "the worker's handshake does not decode: {e}"
+            )));
+        }
+    };
 
     let replies = Arc::clone(&worker);
     tokio::spawn(async move {
         loop {
-            match read_frame_async::<WorkerMessage>(&mut reader).await {
+            match read_frame_async::<WorkerMessage>(&mut reader, max_answer).await {
                 Ok(Some(WorkerMessage::Reply { id, result })) => {
                     if let Some(reply) = lock(&replies.pending).remove(&id) {
-                        let _ = reply.send(result);
+                        let _ = reply.send(result.map_err(super::bounded_error));
                     }
                 }
                 Ok(Some(other)) => {
                     tracing::warn!(driver = %replies.name(), pid = replies.pid, "unexpected worker message: {other:?}")
                 }
-                Ok(None) => break,
+                // The worker closed its channel but may live on: it can take
+                // no call any more.
+                Ok(None) => {
+                    replies
+                        .ended_or_killed("channel broken: the worker closed its channel")
+                        .await;
+                    break;
+                }
                 Err(e) => {
-                    tracing::warn!(driver = %replies.name(), pid = replies.pid, "worker channel broken: {e}");
-                    replies.kill(format!("its channel broke: {e}"));
+                    replies
+                        .ended_or_killed(&format!("channel broken: {e}"))
+                        .await;
                     break;
                 }
             }
@@ -708,6 +850,10 @@ impl Driver for WorkerDriver {
 
     fn restarts(&self) -> u64 {
         lock(&self.supervisor.state).restarts
+    }
+
+    fn last_crash(&self) -> Option<String> {
+        Some(lock(&self.supervisor.state).last_death()).filter(|d| !d.is_empty())
     }
 
     fn worker_pid(&self) -> Option<u32> {

@@ -1,6 +1,7 @@
-//! The worker process: `southbound __worker --channel-fd 3 <driver file>`.
-//! Loads one driver library and serves calls from the channel, one thread
-//! per call, until the host says `Shutdown` or goes away.
+//! The worker process: `southbound __worker --channel-fd 3 --max-answer
+//! <bytes> <driver file>`. Loads one driver library and serves calls from the
+//! channel, each on a thread of its own (threads are reused), until the host
+//! says `Shutdown` or goes away.
 //!
 //! The worker never writes to stdout itself; the host turns the worker's
 //! stdout and stderr (the driver's prints and log lines) into its own log.
@@ -14,17 +15,159 @@ use std::sync::{Arc, Condvar, Mutex};
 use southbound_sdk::SDK_VERSION;
 
 use super::dispatch;
-use super::protocol::{read_frame, write_frame, HostMessage, WorkerMessage, PROTOCOL_VERSION};
+use super::protocol::{
+    encode, read_frame, write_frame, HostMessage, WorkerMessage, MAX_CALL_FRAME, PROTOCOL_VERSION,
+};
 use crate::loader::load_library;
 
 /// Exit code of a worker that refused its file.
 pub const EXIT_REFUSED: u8 = 2;
 
-/// Runs the worker; returns its exit code.
-pub fn run(driver_file: &Path, channel_fd: i32) -> ExitCode {
+/// Exit code of a worker whose channel broke under it (the driver closed or
+/// replaced the descriptor): it can answer nothing more.
+pub const EXIT_CHANNEL_BROKEN: u8 = 4;
+
+/// Lowest descriptor the worker moves its channel to, away from the low
+/// numbers drivers and the libraries they use tend to close or reuse.
+const CHANNEL_FD_FLOOR: i32 = 512;
+
+/// A call to run on a thread of its own.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads for calls, reused: each call runs on a thread of its own (calls
+/// block on the driver's runtime), but starting a thread per call costs
+/// more than the rest of an empty call's round trip, so idle threads wait
+/// for the next one.
+#[derive(Default, Clone)]
+struct CallThreads(Arc<(Mutex<Waiting>, Condvar)>);
+
+/// Jobs not yet taken, and threads idle.
+#[derive(Default)]
+struct Waiting {
+    jobs: Vec<Job>,
+    idle: usize,
+}
+
+impl CallThreads {
+    /// Hands `job` to an idle thread, or to a new one when none is idle.
+    fn run(&self, job: Job) {
+        let (state, wake) = &*self.0;
+        let mut guard = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.jobs.push(job);
+        // Every job waiting needs a thread: an idle one if there are enough.
+        if guard.idle >= guard.jobs.len() {
+            wake.notify_one();
+            return;
+        }
+        drop(guard);
+        let pool = self.clone();
+        std::thread::spawn(move || pool.serve());
+    }
+
+    fn serve(&self) {
+        let (state, wake) = &*self.0;
+        loop {
+            let job = {
+                let mut guard = state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                loop {
+                    if let Some(job) = guard.jobs.pop() {
+                        break job;
+                    }
+                    guard.idle += 1;
+                    guard = wake
+                        .wait(guard)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    guard.idle -= 1;
+                }
+            };
+            job();
+        }
+    }
+}
+
+/// The channel lost: say why on stderr and end the worker.
+fn channel_broken(what: &str, e: &std::io::Error) -> ! {
+    eprintln!("southbound-driver ERROR worker channel broken ({what}): {e}");
+    std::process::exit(i32::from(EXIT_CHANNEL_BROKEN));
+}
+
+/// The first argument that makes a binary a worker (see [`run_if_worker`]).
+pub const WORKER_ARG: &str = "__worker";
+
+/// The worker's command line after the executable: `__worker --channel-fd
+/// <fd> --max-answer <bytes> <driver file>`. The one definition, used by the
+/// supervisor to spawn and by [`run_if_worker`] to parse.
+pub fn worker_args(
+    channel_fd: i32,
+    max_answer: usize,
+    driver_file: &Path,
+) -> [std::ffi::OsString; 6] {
+    [
+        WORKER_ARG.into(),
+        "--channel-fd".into(),
+        channel_fd.to_string().into(),
+        "--max-answer".into(),
+        max_answer.to_string().into(),
+        driver_file.as_os_str().to_owned(),
+    ]
+}
+
+/// Runs the worker if this process was started as one, before anything else
+/// happens in `main` (no runtime, no log subscriber: the worker's stderr
+/// becomes the host's log lines). Any binary that hosts drivers (`southbound`,
+/// `southbound-conformance`) calls this first.
+pub fn run_if_worker() -> Option<ExitCode> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != WORKER_ARG {
+        return None;
+    }
+    let rest: Vec<_> = args.collect();
+    let number = |text: &std::ffi::OsString| text.to_str().and_then(|t| t.parse::<usize>().ok());
+    let parsed = match rest.as_slice() {
+        [fd_flag, fd, max_flag, max, file]
+            if fd_flag == "--channel-fd" && max_flag == "--max-answer" =>
+        {
+            number(fd)
+                .and_then(|fd| i32::try_from(fd).ok())
+                .zip(number(max))
+                .map(|(fd, max)| (fd, max, Path::new(file)))
+        }
+        _ => None,
+    };
+    Some(match parsed {
+        Some((fd, max, file)) => run(file, fd, max),
+        None => {
+            eprintln!(
+                "southbound-driver ERROR {WORKER_ARG} is started by the host: {WORKER_ARG} --channel-fd FD --max-answer BYTES DRIVER_FILE"
+            );
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// Runs the worker; returns its exit code. Answers over `max_answer` bytes
+/// are not sent: the call gets an error saying so instead.
+pub fn run(driver_file: &Path, channel_fd: i32, max_answer: usize) -> ExitCode {
+    // Move the channel out of the way (close-on-exec, so children the driver
+    // spawns do not hold it open either).
+    // SAFETY: fcntl/close on the descriptor the host handed us.
+    let moved = unsafe { libc::fcntl(channel_fd, libc::F_DUPFD_CLOEXEC, CHANNEL_FD_FLOOR) };
+    if moved < 0 {
+        eprintln!(
+            "southbound-driver ERROR worker cannot use its channel: {}",
+            std::io::Error::last_os_error()
+        );
+        return ExitCode::FAILURE;
+    }
+    // SAFETY: as above.
+    unsafe { libc::close(channel_fd) };
     // SAFETY: the host placed one end of a socketpair on this descriptor for
     // us alone (see `supervisor::spawn`); nothing else in this process owns it.
-    let channel = unsafe { UnixStream::from_raw_fd(channel_fd) };
+    let channel = unsafe { UnixStream::from_raw_fd(moved) };
     let mut reader = match channel.try_clone() {
         Ok(reader) => reader,
         Err(e) => {
@@ -34,10 +177,11 @@ pub fn run(driver_file: &Path, channel_fd: i32) -> ExitCode {
     };
     let writer = Arc::new(Mutex::new(channel));
     let send = |message: &WorkerMessage| {
+        let frame = encode(message, max_answer)?;
         let mut writer = writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        write_frame(&mut *writer, message)
+        write_frame(&mut *writer, &frame)
     };
 
     let (driver, info) = match load_library(driver_file) {
@@ -62,8 +206,9 @@ pub fn run(driver_file: &Path, channel_fd: i32) -> ExitCode {
 
     let driver = Arc::new(driver);
     let in_flight = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let threads = CallThreads::default();
     loop {
-        match read_frame::<HostMessage>(&mut reader) {
+        match read_frame::<HostMessage>(&mut reader, MAX_CALL_FRAME) {
             Ok(Some(HostMessage::Call { id, ctx, request })) => {
                 let driver = Arc::clone(&driver);
                 let writer = Arc::clone(&writer);
@@ -72,25 +217,32 @@ pub fn run(driver_file: &Path, channel_fd: i32) -> ExitCode {
                     .0
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
-                std::thread::spawn(move || {
+                threads.run(Box::new(move || {
+                    let name = request.name();
                     let result = dispatch(&driver, &ctx, &request);
+                    // Encoded before the channel is locked: a large answer
+                    // does not hold up the others.
+                    let frame = encode(&WorkerMessage::Reply { id, result }, max_answer)
+                        .or_else(|e| {
+                            let error = southbound_sdk::DriverError::internal(format!(
+                                "the driver's answer to {name} cannot be sent to the host: {e} (isolation setting max_answer_mib)"
+                            ));
+                            encode(&WorkerMessage::Reply { id, result: Err(error) }, max_answer)
+                        });
                     let mut channel = writer
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if let Err(e) = write_frame(&mut *channel, &WorkerMessage::Reply { id, result })
-                    {
-                        eprintln!("southbound-driver ERROR worker cannot send reply {id}: {e}");
-                        // Too large to encode, say: answer with the reason rather than nothing.
-                        let error = southbound_sdk::DriverError::internal(format!(
-                            "the driver's answer cannot be sent to the host: {e}"
-                        ));
-                        let _ = write_frame(
-                            &mut *channel,
-                            &WorkerMessage::Reply {
-                                id,
-                                result: Err(error),
-                            },
-                        );
+                    match frame {
+                        Ok(frame) => {
+                            if let Err(e) = write_frame(&mut *channel, &frame) {
+                                channel_broken(&format!("sending reply {id}"), &e);
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "southbound-driver ERROR worker cannot encode reply {id}: {e}"
+                            )
+                        }
                     }
                     drop(channel);
                     let (count, done) = &*in_flight;
@@ -98,7 +250,7 @@ pub fn run(driver_file: &Path, channel_fd: i32) -> ExitCode {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
                     done.notify_all();
-                });
+                }));
             }
             Ok(Some(HostMessage::Shutdown)) => {
                 // Finish what is in flight, then exit.
@@ -115,10 +267,7 @@ pub fn run(driver_file: &Path, channel_fd: i32) -> ExitCode {
             }
             // The host is gone: nobody is waiting for the answers.
             Ok(None) => return ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("southbound-driver ERROR worker channel broken: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => channel_broken("reading", &e),
         }
     }
 }

@@ -31,7 +31,8 @@ pub struct ProviderRequest {
     /// Use TLS; default true.
     #[serde(default)]
     pub use_ssl: Option<bool>,
-    /// PEM CA certificate (or the gateway's own certificate) to trust.
+    /// TLS pins: PEM certificates (a CA, or the gateway's own certificate)
+    /// and/or `sha256:<hex>` lines, each a certificate's SHA-256 fingerprint.
     #[serde(default)]
     pub ca_certificate_pem: Option<String>,
     /// Skip TLS verification (never together with a pinned certificate).
@@ -93,12 +94,7 @@ impl ProviderRequest {
         let use_ssl = self.use_ssl.unwrap_or(true);
         let ca_certificate_pem = self.ca_certificate_pem.filter(|p| !p.trim().is_empty());
         if let Some(pem) = &ca_certificate_pem {
-            if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(invalid(
-                    "ca_certificate_pem",
-                    "is not a PEM certificate (no BEGIN CERTIFICATE line)",
-                ));
-            }
+            southbound_sdk::pins::check(pem).map_err(|e| invalid("ca_certificate_pem", e))?;
             if !use_ssl {
                 return Err(invalid(
                     "ca_certificate_pem",

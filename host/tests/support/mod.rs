@@ -4,69 +4,11 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+mod plugins;
+pub use plugins::plugin_path;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
-
-/// Crates built as plugins for the tests.
-const PLUGIN_CRATES: &[&str] = &[
-    "hello-driver",
-    "scaleio-driver",
-    "misbehaving-driver",
-    "not-a-driver",
-    "future-sdk-driver",
-    "upgraded-driver",
-];
-
-/// The cargo profile directory the running test binary was built into
-/// (`target/debug` or `target/release`), found from the binary's own path.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test binary>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps")
-        .to_path_buf()
-}
-
-/// Builds every plugin crate once per test process and returns the
-/// directory holding the libraries.
-pub fn plugins_built() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let profile_dir = profile_dir();
-        let target_dir = profile_dir.parent().expect("target dir");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.arg("build")
-            .arg("--quiet")
-            .arg("--target-dir")
-            .arg(target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        for krate in PLUGIN_CRATES {
-            cmd.arg("-p").arg(krate);
-        }
-        let status = cmd.status().expect("run cargo build for the plugin crates");
-        assert!(
-            status.success(),
-            "building the plugin crates failed: {status}"
-        );
-        profile_dir
-    })
-}
-
-/// Path of the built library of `crate_name` (e.g. `hello-driver`).
-pub fn plugin_path(crate_name: &str) -> PathBuf {
-    let file = format!(
-        "{}{}.{}",
-        std::env::consts::DLL_PREFIX,
-        crate_name.replace('-', "_"),
-        std::env::consts::DLL_EXTENSION
-    );
-    plugins_built().join(file)
-}
 
 /// Copies the libraries of `crates` into a fresh directory, under their own
 /// file names; returns the directory (kept alive by the `TempDir`).
@@ -126,7 +68,7 @@ pub fn hello_array(dir: &Path, ports: usize) -> PathBuf {
             "pools": [
                 {"id": "p1", "name": "fast", "total_gib": 100, "free_gib": 40, "subscribed_gib": 150,
                  "media": "SSD", "provisioning": "THIN", "dedup": true, "tiering_policy": "gold"},
-                {"id": "p2", "name": "slow", "total_gib": 10, "free_gib": 20, "subscribed_gib": 0,
+                {"id": "p2", "name": "slow", "total_gib": 10, "free_gib": 5, "subscribed_gib": 0,
                  "media": "sata", "provisioning": "THICK", "online": false}
             ],
             "ports": ports,
@@ -197,4 +139,17 @@ pub fn rows_written(task: &serde_json::Value) -> u64 {
         .and_then(|before| before.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no rows written in {message:?}"))
+}
+
+/// This process's peak resident memory, KiB (`VmHWM`).
+pub fn peak_memory_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }

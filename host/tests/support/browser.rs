@@ -1,0 +1,129 @@
+//! A headless Chromium for the web console's tests and benchmark: Debian's
+//! `chromium`, driven through `chromedriver` by fantoccini; and the host
+//! they browse: SQLite, scaleio-driver in a worker, simulators registered.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use scaleio_simulator::Simulator;
+use southbound_host::datadir::DataDir;
+use southbound_host::isolation::DriverSettings;
+use southbound_host::serve::{self, HostOptions, RunningHost};
+use southbound_host::service::{ControllerSettings, ProviderRequest};
+use southbound_sdk::Secret;
+
+/// A host on a fresh SQLite data directory `data`, drivers from `plugins`.
+pub async fn start_host(data: &std::path::Path, plugins: &std::path::Path) -> RunningHost {
+    serve::start(HostOptions {
+        plugins_dir: plugins.to_path_buf(),
+        policy: super::policy(DriverSettings::default()),
+        data_dir: DataDir::resolve(Some(data)).expect("data dir"),
+        database_url: None,
+        listen: "127.0.0.1:0".parse().expect("address"),
+        token_file: None,
+        settings: ControllerSettings {
+            poll_interval: Duration::from_millis(100),
+            call_timeout: Duration::from_secs(30),
+            ..ControllerSettings::default()
+        },
+        node: None,
+    })
+    .await
+    .expect("host starts")
+}
+
+/// The registration of simulator `sim` as provider `name`, its certificate pinned.
+pub fn provider(sim: &Simulator, name: &str) -> ProviderRequest {
+    ProviderRequest {
+        system_type: "scaleio".into(),
+        host: "127.0.0.1".into(),
+        port: Some(sim.addr().port()),
+        username: scaleio_simulator::DEFAULT_USERNAME.into(),
+        password: Secret::new(scaleio_simulator::DEFAULT_PASSWORD),
+        name: Some(name.into()),
+        use_ssl: Some(true),
+        ca_certificate_pem: sim.cert_pem().map(str::to_string),
+        insecure: false,
+    }
+}
+
+/// Registers `sim` on `host` and waits until its systems are discovered.
+pub async fn register_and_discover(host: &RunningHost, sim: &Simulator, name: &str) {
+    let (registered, task) = host
+        .controller
+        .register_provider(provider(sim, name))
+        .await
+        .expect("register");
+    host.controller.wait_task(&task.id).await.expect("scan");
+    host.controller
+        .wait_discoveries(&registered.id)
+        .await
+        .expect("discoveries");
+}
+
+/// A chromedriver on a free port, stopped on drop.
+pub struct ChromeDriver {
+    child: Child,
+    pub url: String,
+}
+
+impl ChromeDriver {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs (scripts/test.sh installs chromium-driver)");
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, url }
+    }
+
+    pub async fn browser(&self) -> Client {
+        self.browser_with(&[]).await
+    }
+
+    /// A browser with these extra Chromium flags.
+    pub async fn browser_with(&self, extra: &[&str]) -> Client {
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1400,1000",
+        ];
+        args.extend_from_slice(extra);
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
+        );
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
