@@ -64,10 +64,13 @@ pub async fn register_and_discover(host: &RunningHost, sim: &Simulator, name: &s
         .expect("discoveries");
 }
 
-/// A chromedriver on a free port, stopped on drop.
+/// A chromedriver on a free port, stopped on drop. Its log and the
+/// browsers' profiles live in a directory of its own, so that a Chromium
+/// that cannot start is explained by the log rather than a bare refusal.
 pub struct ChromeDriver {
     child: Child,
     pub url: String,
+    dir: tempfile::TempDir,
 }
 
 impl ChromeDriver {
@@ -76,8 +79,13 @@ impl ChromeDriver {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        let dir = tempfile::tempdir().expect("a directory for chromedriver");
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                dir.path().join("chromedriver.log").display()
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -85,13 +93,12 @@ impl ChromeDriver {
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "chromedriver did not start"
-            );
+            if started.elapsed() > Duration::from_secs(20) {
+                panic!("chromedriver did not start; its log:\n{}", log_tail(&dir));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self { child, url }
+        Self { child, url, dir }
     }
 
     pub async fn browser(&self) -> Client {
@@ -100,7 +107,10 @@ impl ChromeDriver {
 
     /// A browser with these extra Chromium flags.
     pub async fn browser_with(&self, extra: &[&str]) -> Client {
+        let profile = tempfile::tempdir_in(self.dir.path()).expect("a browser profile");
+        let profile_arg = format!("--user-data-dir={}", profile.keep().display());
         let mut args = vec![
+            profile_arg.as_str(),
             "--headless=new",
             "--no-sandbox",
             "--disable-gpu",
@@ -117,8 +127,20 @@ impl ChromeDriver {
             .capabilities(capabilities)
             .connect(&self.url)
             .await
-            .expect("a Chromium session")
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no Chromium session: {e}\nchromedriver's log:\n{}",
+                    log_tail(&self.dir)
+                )
+            })
     }
+}
+
+/// The last lines of chromedriver's log, for a failure message.
+fn log_tail(dir: &tempfile::TempDir) -> String {
+    let log = std::fs::read_to_string(dir.path().join("chromedriver.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 impl Drop for ChromeDriver {
