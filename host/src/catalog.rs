@@ -159,6 +159,9 @@ pub struct PluginEntry {
     /// The memory bound in force for its worker, e.g. `2048 MiB address
     /// space (RLIMIT_AS)`; none in-process.
     pub memory_limit: Option<String>,
+    /// How its worker's processes are contained: `PID namespace`, or the
+    /// process group only and why; none in-process.
+    pub containment: Option<String>,
     /// Outcome.
     #[serde(flatten)]
     pub status: PluginStatus,
@@ -456,7 +459,7 @@ impl Catalog {
             .files
             .iter()
             .map(|f| {
-                let (status, isolation, worker_pid, restarts) = match &f.outcome {
+                let (status, isolation, worker_pid, restarts, containment) = match &f.outcome {
                     Outcome::Refused(reason, info) => (
                         PluginStatus::Refused {
                             reason: reason.clone(),
@@ -466,6 +469,7 @@ impl Catalog {
                         None,
                         None,
                         0,
+                        None,
                     ),
                     Outcome::Loaded(driver) => {
                         let info = Box::new(driver.info().clone());
@@ -483,6 +487,7 @@ impl Catalog {
                             Some(driver.isolation()),
                             driver.worker_pid(),
                             driver.restarts(),
+                            driver.containment(),
                         )
                     }
                 };
@@ -504,6 +509,7 @@ impl Catalog {
                     worker_pid,
                     restarts,
                     memory_limit,
+                    containment,
                     status,
                 }
             })

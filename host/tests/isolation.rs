@@ -244,8 +244,9 @@ async fn hostile_drivers_are_fenced_in() {
     );
     let peak_before = support::peak_memory_kib();
 
-    // Children end with their worker, whatever ends it.
-    for behaviour in ["fork", "spawn"] {
+    // Children end with their worker, whatever ends it: daemons that left
+    // its process group too (its PID namespace ends with it).
+    for behaviour in ["fork", "spawn", "daemon"] {
         let worker = wait_for_new_worker(&bad, None).await;
         let child = child_pid(
             &scan(&bad, behaviour, Duration::from_secs(10))
@@ -364,6 +365,15 @@ async fn hostile_drivers_are_fenced_in() {
             );
         }
     }
+
+    // Other workers are out of sight: a driver cannot signal them by pid.
+    let hello_worker = hello.worker_pid().expect("hello's worker");
+    let err = scan(&bad, &format!("kill-pid:{hello_worker}"), long)
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("No such process"), "{err}");
+    assert!(process_exists(hello_worker));
+    assert_eq!(hello.worker_pid(), Some(hello_worker));
 
     // Endless lines and bytes that are not UTF-8 are forwarded, bounded and
     // lossily; forwarding goes on, and prints never break the channel.
@@ -640,6 +650,48 @@ async fn killing_the_host_leaves_no_worker_running() {
     for pid in workers {
         wait_gone(pid).await;
     }
+
+    // A one-shot command killed mid-call: the daemon its driver started (in
+    // a session of its own) ends with it.
+    let data = tempfile::tempdir().unwrap();
+    let pids = data.path().join("pids");
+    let password = data.path().join("pw");
+    std::fs::write(&password, "x\n").unwrap();
+    let mut probe = Command::new(env!("CARGO_BIN_EXE_southbound"))
+        .args([
+            "probe",
+            "--type",
+            "misbehaving",
+            "--username",
+            "u",
+            "--plugins",
+        ])
+        .arg(plugins.path())
+        .arg("--host")
+        .arg(format!("daemon-and-hang:{}", pids.display()))
+        .arg("--password-file")
+        .arg(&password)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let written = loop {
+        match std::fs::read_to_string(&pids) {
+            Ok(text) if text.contains(' ') => break text,
+            _ => {
+                assert!(started.elapsed() < Duration::from_secs(30), "no daemon");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let (worker, daemon) = written.split_once(' ').unwrap();
+    let (worker, daemon): (u32, u32) = (worker.parse().unwrap(), daemon.parse().unwrap());
+    assert!(process_exists(worker) && process_exists(daemon));
+    probe.kill().unwrap();
+    probe.wait().unwrap();
+    wait_gone(worker).await;
+    wait_gone(daemon).await;
 }
 
 #[tokio::test]

@@ -109,9 +109,6 @@ pub(super) async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         host.token_file.display()
     );
     print_drivers(&host, args.json)?;
-    tracing::info!(
-        "worker processes, and everything their drivers start, end with their worker; if this host itself is killed with SIGKILL, processes a driver started outlive it: run the host under a service manager that ends its whole control group (systemd's default KillMode=control-group)"
-    );
     let mut changes = host.controller.catalog().subscribe();
     loop {
         tokio::select! {

@@ -47,10 +47,18 @@ pub fn drivers(entries: &[PluginEntry]) -> String {
     ]);
     for entry in entries {
         let isolation = match (entry.isolation, entry.worker_pid) {
-            (Some(i), Some(pid)) => match &entry.memory_limit {
-                Some(limit) => format!("{i} (pid {pid}, {limit})"),
-                None => format!("{i} (pid {pid})"),
-            },
+            (Some(i), Some(pid)) => {
+                let details: Vec<&str> = [&entry.memory_limit, &entry.containment]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect();
+                if details.is_empty() {
+                    format!("{i} (pid {pid})")
+                } else {
+                    format!("{i} (pid {pid}, {})", details.join(", "))
+                }
+            }
             (Some(i), None) => i.to_string(),
             (None, _) => "-".into(),
         };

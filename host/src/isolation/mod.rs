@@ -16,6 +16,7 @@
 
 mod calls;
 mod in_process;
+pub mod namespace;
 pub mod protocol;
 pub mod sandbox;
 mod supervisor;
@@ -185,6 +186,12 @@ pub trait Driver: Send + Sync {
 
     /// Pid of the worker process serving the driver, if it runs in one.
     fn worker_pid(&self) -> Option<u32> {
+        None
+    }
+
+    /// How the driver's worker processes are contained (`PID namespace`, or
+    /// the process group only and why), if it runs in one.
+    fn containment(&self) -> Option<String> {
         None
     }
 

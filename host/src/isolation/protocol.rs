@@ -46,6 +46,11 @@ pub enum WorkerMessage {
         sdk_version: String,
         /// What the driver reported.
         info: DriverInfo,
+        /// The pid of the process serving calls, as the host sees it (not
+        /// the host's child when the worker has its own PID namespace).
+        pid: u32,
+        /// How the worker's processes are contained (`namespace::describe`).
+        containment: String,
     },
     /// The file cannot be served; the worker exits.
     Refused {

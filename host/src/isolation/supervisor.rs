@@ -21,7 +21,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ use super::protocol::{
     read_frame_async, write_frame_async, HostMessage, WorkerMessage, PROTOCOL_VERSION,
     WORKER_CHANNEL_FD,
 };
-use super::sandbox;
+use super::{namespace, sandbox};
 use crate::loader::Refusal;
 
 use super::{Driver, DriverRequest, DriverResponse, DriverSettings, DriverStatus, Isolation};
@@ -90,7 +90,11 @@ fn signal_name(signal: i32) -> &'static str {
 
 /// One worker process and its channel.
 struct Worker {
-    pid: u32,
+    /// The process serving calls, as the host sees it: the host's child
+    /// until the handshake names the worker proper inside its PID namespace.
+    pid: Arc<AtomicU32>,
+    /// How its processes are contained (from the handshake).
+    containment: std::sync::OnceLock<String>,
     label: Label,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     pending: Mutex<HashMap<u64, oneshot::Sender<DriverResult<DriverResponse>>>>,
@@ -123,6 +127,10 @@ impl Drop for InFlight<'_> {
 }
 
 impl Worker {
+    fn pid(&self) -> u32 {
+        self.pid.load(Ordering::SeqCst)
+    }
+
     fn name(&self) -> String {
         lock(&self.label).clone()
     }
@@ -130,7 +138,11 @@ impl Worker {
     /// The error of a call the worker died under: internal (a driver bug), or
     /// unavailable when the host killed it for another call's sake.
     fn death_error(&self, cause: &str, killed_by_host: bool) -> DriverError {
-        let message = format!("driver {}: worker (pid {}) {cause}", self.name(), self.pid);
+        let message = format!(
+            "driver {}: worker (pid {}) {cause}",
+            self.name(),
+            self.pid()
+        );
         if killed_by_host {
             DriverError::unavailable(message)
         } else {
@@ -158,7 +170,7 @@ impl Worker {
         if let Ok(cause) = tokio::time::timeout(CHANNEL_BREAK_GRACE, self.exited()).await {
             return cause;
         }
-        tracing::warn!(driver = %self.name(), pid = self.pid, "worker {reason}");
+        tracing::warn!(driver = %self.name(), pid = self.pid(), "worker {reason}");
         self.kill(reason.to_string());
         self.exited().await
     }
@@ -220,13 +232,13 @@ impl Worker {
             Ok(Err(_)) => Err(DriverError::unavailable(format!(
                 "driver {}: worker (pid {}) went away during {name}",
                 self.name(),
-                self.pid
+                self.pid()
             ))),
             Err(_) => {
                 lock(&self.pending).remove(&id);
                 let secs = seconds(timeout);
                 // Why it did not answer, when the system can tell.
-                let why = if process_state(self.pid) == Some('T') {
+                let why = if process_state(self.pid()) == Some('T') {
                     "; the worker was stopped (SIGSTOP)"
                 } else if self.out_of_memory.load(Ordering::SeqCst) {
                     "; the worker had reported running out of memory"
@@ -237,7 +249,7 @@ impl Worker {
                 Err(DriverError::timeout(format!(
                     "driver {}: {name} timed out after {secs} s{why}; worker (pid {}) killed",
                     self.name(),
-                    self.pid
+                    self.pid()
                 )))
             }
         }
@@ -320,7 +332,7 @@ async fn bounded_line(
 async fn forward_output(
     stream: impl tokio::io::AsyncRead + Unpin,
     label: Label,
-    pid: u32,
+    pid: Arc<AtomicU32>,
     name: &'static str,
     out_of_memory: Arc<AtomicBool>,
 ) {
@@ -330,7 +342,7 @@ async fn forward_output(
             Ok(Some(line)) => line,
             Ok(None) => break,
             Err(e) => {
-                tracing::debug!(pid, "worker {name} unreadable: {e}");
+                tracing::debug!(pid = pid.load(Ordering::SeqCst), "worker {name} unreadable: {e}");
                 break;
             }
         };
@@ -339,7 +351,7 @@ async fn forward_output(
             line.push_str(&format!(" [... {dropped} more bytes dropped]"));
         }
         let label = lock(&label).clone();
-        log_line(&label, pid, name, &line);
+        log_line(&label, pid.load(Ordering::SeqCst), name, &line);
         if is_out_of_memory_line(&line) {
             out_of_memory.store(true, Ordering::SeqCst);
         }
@@ -441,6 +453,7 @@ async fn spawn(
         .map_err(|e| worker_refusal(format!("cannot start a worker ({}): {e}", exe.display())))?;
     drop(child_end);
     let pid = child.id().unwrap_or(0);
+    let served_by = Arc::new(AtomicU32::new(pid));
 
     let out_of_memory = Arc::new(AtomicBool::new(false));
     let log_label: Label = Arc::new(Mutex::new(label.to_owned()));
@@ -448,7 +461,7 @@ async fn spawn(
         tokio::spawn(forward_output(
             stdout,
             Arc::clone(&log_label),
-            pid,
+            Arc::clone(&served_by),
             "stdout",
             Arc::new(AtomicBool::new(false)),
         ));
@@ -457,7 +470,7 @@ async fn spawn(
         tokio::spawn(forward_output(
             stderr,
             Arc::clone(&log_label),
-            pid,
+            Arc::clone(&served_by),
             "stderr",
             Arc::clone(&out_of_memory),
         ))
@@ -473,7 +486,8 @@ async fn spawn(
     let (kill_tx, kill_rx) = oneshot::channel::<String>();
     let (exit_tx, exit_rx) = watch::channel(None);
     let worker = Arc::new(Worker {
-        pid,
+        pid: served_by,
+        containment: std::sync::OnceLock::new(),
         label: Arc::clone(&log_label),
         writer: tokio::sync::Mutex::new(writer),
         pending: Mutex::new(HashMap::new()),
@@ -569,7 +583,11 @@ async fn spawn(
     }
     let info = match serde_json::from_value::<WorkerMessage>(first) {
         Ok(WorkerMessage::Ready {
-            sdk_version, info, ..
+            sdk_version,
+            info,
+            pid: proper_pid,
+            containment,
+            ..
         }) => {
             if sdk_version != SDK_VERSION {
                 worker.kill("SDK mismatch".into());
@@ -578,6 +596,14 @@ async fn spawn(
                 )));
             }
             *lock(&log_label) = info.name.to_string();
+            worker.pid.store(proper_pid, Ordering::SeqCst);
+            if containment != namespace::CONTAINED {
+                tracing::warn!(
+                    driver = %info.name,
+                    "worker {containment}: if this host is killed with SIGKILL, processes the driver started outlive it; run the host under a service manager that ends its whole control group (systemd's default KillMode=control-group)"
+                );
+            }
+            let _ = worker.containment.set(containment);
             info
         }
         Ok(WorkerMessage::Refused { reason, .. }) => {
@@ -610,7 +636,7 @@ async fn spawn(
                     }
                 }
                 Ok(Some(other)) => {
-                    tracing::warn!(driver = %replies.name(), pid = replies.pid, "unexpected worker message: {other:?}")
+                    tracing::warn!(driver = %replies.name(), pid = replies.pid(), "unexpected worker message: {other:?}")
                 }
                 // The worker closed its channel but may live on: it can take
                 // no call any more.
@@ -661,7 +687,7 @@ impl SupervisorState {
             w.exit
                 .borrow()
                 .as_ref()
-                .map(|cause| format!("worker (pid {}) {cause}", w.pid))
+                .map(|cause| format!("worker (pid {}) {cause}", w.pid()))
         });
         unrecorded
             .or_else(|| self.last_crash.clone())
@@ -712,7 +738,7 @@ impl Supervisor {
             if worker.started.elapsed() > self.settings.crash_loop_window {
                 backoff = self.settings.restart_backoff; // it had been healthy
             }
-            let mut cause = format!("worker (pid {}) {cause}", worker.pid);
+            let mut cause = format!("worker (pid {}) {cause}", worker.pid());
             loop {
                 if let Some(reason) = self.record_crash(&cause) {
                     tracing::error!(driver = %self.label, "driver quarantined: {reason}");
@@ -728,7 +754,7 @@ impl Supervisor {
                 }
                 match spawn(&self.exe, &self.path, &self.settings, &self.label).await {
                     Ok((restarted, _)) => {
-                        tracing::info!(driver = %self.label, pid = restarted.pid, "worker restarted");
+                        tracing::info!(driver = %self.label, pid = restarted.pid(), "worker restarted");
                         let mut state = lock(&self.state);
                         state.restarts += 1;
                         state.worker = Some(Arc::clone(&restarted));
@@ -861,7 +887,14 @@ impl Driver for WorkerDriver {
             .worker
             .as_ref()
             .filter(|w| w.is_alive())
-            .map(|w| w.pid)
+            .map(|w| w.pid())
+    }
+
+    fn containment(&self) -> Option<String> {
+        lock(&self.supervisor.state)
+            .worker
+            .as_ref()
+            .and_then(|w| w.containment.get().cloned())
     }
 
     async fn status_changed(&self) -> bool {

@@ -15,6 +15,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use southbound_sdk::SDK_VERSION;
 
 use super::dispatch;
+use super::namespace;
 use super::protocol::{
     encode, read_frame, write_frame, HostMessage, WorkerMessage, MAX_CALL_FRAME, PROTOCOL_VERSION,
 };
@@ -139,7 +140,10 @@ pub fn run_if_worker() -> Option<ExitCode> {
         _ => None,
     };
     Some(match parsed {
-        Some((fd, max, file)) => run(file, fd, max),
+        Some((fd, max, file)) => {
+            let contained = namespace::enter(&[fd, libc::STDOUT_FILENO, libc::STDERR_FILENO]);
+            run(file, fd, max, &namespace::describe(&contained))
+        }
         None => {
             eprintln!(
                 "southbound-driver ERROR {WORKER_ARG} is started by the host: {WORKER_ARG} --channel-fd FD --max-answer BYTES DRIVER_FILE"
@@ -150,8 +154,9 @@ pub fn run_if_worker() -> Option<ExitCode> {
 }
 
 /// Runs the worker; returns its exit code. Answers over `max_answer` bytes
-/// are not sent: the call gets an error saying so instead.
-pub fn run(driver_file: &Path, channel_fd: i32, max_answer: usize) -> ExitCode {
+/// are not sent: the call gets an error saying so instead. `containment`
+/// goes into the handshake.
+pub fn run(driver_file: &Path, channel_fd: i32, max_answer: usize, containment: &str) -> ExitCode {
     // Move the channel out of the way (close-on-exec, so children the driver
     // spawns do not hold it open either).
     // SAFETY: fcntl/close on the descriptor the host handed us.
@@ -198,6 +203,8 @@ pub fn run(driver_file: &Path, channel_fd: i32, max_answer: usize) -> ExitCode {
         protocol: PROTOCOL_VERSION,
         sdk_version: SDK_VERSION.into(),
         info,
+        pid: namespace::host_pid(),
+        containment: containment.into(),
     })
     .is_err()
     {

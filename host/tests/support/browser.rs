@@ -105,34 +105,48 @@ impl ChromeDriver {
         self.browser_with(&[]).await
     }
 
-    /// A browser with these extra Chromium flags.
+    /// A browser with these extra Chromium flags. A Chromium that fails to
+    /// start is tried once more (with a fresh profile), saying so; a second
+    /// failure fails the test with chromedriver's log.
     pub async fn browser_with(&self, extra: &[&str]) -> Client {
-        let profile = tempfile::tempdir_in(self.dir.path()).expect("a browser profile");
-        let profile_arg = format!("--user-data-dir={}", profile.keep().display());
-        let mut args = vec![
-            profile_arg.as_str(),
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--window-size=1400,1000",
-        ];
-        args.extend_from_slice(extra);
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
-        );
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&self.url)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "no Chromium session: {e}\nchromedriver's log:\n{}",
-                    log_tail(&self.dir)
-                )
-            })
+        let mut failed = None;
+        for _attempt in 0..2 {
+            let profile = tempfile::tempdir_in(self.dir.path()).expect("a browser profile");
+            let profile_arg = format!("--user-data-dir={}", profile.keep().display());
+            let mut args = vec![
+                profile_arg.as_str(),
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--window-size=1400,1000",
+            ];
+            args.extend_from_slice(extra);
+            let mut capabilities = serde_json::Map::new();
+            capabilities.insert(
+                "goog:chromeOptions".into(),
+                serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
+            );
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities)
+                .connect(&self.url)
+                .await
+            {
+                Ok(client) => return client,
+                Err(e) => {
+                    eprintln!(
+                        "Chromium did not start: {e}\nchromedriver's log:\n{}",
+                        log_tail(&self.dir)
+                    );
+                    failed = Some(e);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        panic!(
+            "no Chromium session: {failed:?}\nchromedriver's log:\n{}",
+            log_tail(&self.dir)
+        )
     }
 }
 
