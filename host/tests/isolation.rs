@@ -819,8 +819,13 @@ async fn a_driver_hanging_at_load_is_refused_and_the_others_serve() {
         )
         .await
         .expect("hello answers");
-    // No worker of the hanging file is left.
-    let hanging_name = hanging.to_string_lossy().into_owned();
+    wait_no_worker_of(&hanging).await;
+    catalog.shutdown().await;
+}
+
+/// Waits until no process runs a worker for `file` (its command line names it).
+async fn wait_no_worker_of(file: &Path) {
+    let name = file.to_string_lossy().into_owned();
     let started = Instant::now();
     loop {
         let left: Vec<u32> = std::fs::read_dir("/proc")
@@ -829,11 +834,11 @@ async fn a_driver_hanging_at_load_is_refused_and_the_others_serve() {
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
             .filter(|pid| {
                 std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&hanging_name))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&name))
             })
             .collect();
         if left.is_empty() {
-            break;
+            return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
@@ -841,5 +846,95 @@ async fn a_driver_hanging_at_load_is_refused_and_the_others_serve() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    catalog.shutdown().await;
+}
+
+/// `probe` needs one driver: it does not start drivers the type cache says
+/// serve other types, and does not wait on a driver hanging while loading
+/// (whose load timeout here is ten minutes: waiting on it would hang the test).
+#[tokio::test]
+async fn probe_starts_only_the_driver_it_needs_and_waits_on_no_other() {
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    // Bytes of its own: not a copy of a file whose types are known.
+    let hanging = plugins.path().join("libhang_on_load.so");
+    let mut bytes = std::fs::read(support::plugin_path("misbehaving-driver")).unwrap();
+    bytes.extend_from_slice(b"and a tail of its own");
+    std::fs::write(&hanging, bytes).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 2);
+    let password = data.path().join("pw");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let config = |secs: u64| {
+        let file = data.path().join(format!("load-{secs}.toml"));
+        std::fs::write(&file, format!("[isolation]\nload_timeout_secs = {secs}\n")).unwrap();
+        file
+    };
+    let southbound = |config: &Path| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_southbound"));
+        command
+            .arg("--config")
+            .arg(config)
+            .env("XDG_CACHE_HOME", data.path().join("cache"))
+            .env("SOUTHBOUND_LOG", "debug")
+            .env_remove("DATABASE_URL");
+        command
+    };
+
+    // `drivers list` loads every file and learns what each serves.
+    let listed = southbound(&config(2))
+        .args(["drivers", "list", "--plugins"])
+        .arg(plugins.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(listing.contains("misbehaving-driver"), "{listing}");
+    wait_no_worker_of(&hanging).await;
+
+    let mut probe = southbound(&config(600))
+        .args([
+            "probe",
+            "--type",
+            "hello",
+            "--username",
+            "admin",
+            "--plugins",
+        ])
+        .arg(plugins.path())
+        .arg("--host")
+        .arg(&array)
+        .arg("--password-file")
+        .arg(&password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while probe.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = probe.kill();
+            panic!("probe waited on the driver hanging while loading");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let output = probe.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Storage systems"), "{stdout}");
+    let not_started = stderr
+        .lines()
+        .find(|l| l.contains("not started"))
+        .unwrap_or_else(|| panic!("misbehaving-driver was started:\n{stderr}"));
+    assert!(
+        not_started.contains("libmisbehaving_driver.so"),
+        "{not_started}"
+    );
+    assert!(
+        !stderr.contains("driver=misbehaving-driver pid"),
+        "misbehaving-driver's worker was started:\n{stderr}"
+    );
+    // The hanging driver, never loaded, had to be started to learn its type;
+    // it was abandoned once hello-driver served.
+    wait_no_worker_of(&hanging).await;
 }

@@ -262,10 +262,17 @@ pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Drivers(DriversCommand::List(args)) => {
-            with_catalog(&config, &args.plugins, async |c| drivers_list(c, &args)).await
+            with_catalog(&config, &args.plugins, None, async |c| {
+                drivers_list(c, &args)
+            })
+            .await
         }
         Command::Probe(args) => {
-            with_catalog(&config, &args.plugins, async |c| probe(c, &args).await).await
+            let only = Some(args.connection.system_type.as_str());
+            with_catalog(&config, &args.plugins, only, async |c| {
+                probe(c, &args).await
+            })
+            .await
         }
         Command::Serve(args) => host_commands::serve(&config, &args).await,
         Command::Demo(args) => host_commands::demo(&config, &args).await,
@@ -328,15 +335,21 @@ fn print_json_or<T: serde::Serialize>(
     Ok(())
 }
 
-/// Loads the catalog, runs `command` with it, then stops the drivers (workers
-/// get their grace period) whether the command succeeded or not.
+/// Loads the catalog (only the driver serving `only_type`, if given), runs
+/// `command` with it, then stops the drivers (workers get their grace
+/// period) whether the command succeeded or not.
 async fn with_catalog(
     config: &Config,
     plugins: &PluginsArg,
+    only_type: Option<&str>,
     command: impl AsyncFnOnce(&Catalog) -> Result<()>,
 ) -> Result<()> {
     let dir = config.plugins_dir(plugins.plugins.as_deref());
-    let catalog = Catalog::load(&dir, config.isolation_policy(plugins.isolation)).await?;
+    let policy = config.isolation_policy(plugins.isolation);
+    let catalog = match only_type {
+        Some(system_type) => Catalog::load_serving(&dir, policy, system_type).await?,
+        None => Catalog::load(&dir, policy).await?,
+    };
     let result = command(&catalog).await;
     catalog.shutdown().await;
     result

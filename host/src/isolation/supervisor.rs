@@ -342,7 +342,10 @@ async fn forward_output(
             Ok(Some(line)) => line,
             Ok(None) => break,
             Err(e) => {
-                tracing::debug!(pid = pid.load(Ordering::SeqCst), "worker {name} unreadable: {e}");
+                tracing::debug!(
+                    pid = pid.load(Ordering::SeqCst),
+                    "worker {name} unreadable: {e}"
+                );
                 break;
             }
         };
@@ -378,6 +381,24 @@ fn describe_exit(
         format!("ran out of memory (limit {memory_limit_mib} MiB) and {base}")
     } else {
         base
+    }
+}
+
+/// Kills a worker whose start did not complete, however it ended (an error,
+/// or the start's future dropped by a caller no longer interested).
+struct AbandonGuard(Option<Arc<Worker>>);
+
+impl AbandonGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if let Some(worker) = self.0.take() {
+            worker.kill("its start was abandoned".into());
+        }
     }
 }
 
@@ -536,6 +557,9 @@ async fn spawn(
         }
     });
 
+    // A start abandoned before its handshake (its future dropped) kills the
+    // worker; so does every failure below.
+    let abandoned = AbandonGuard(Some(Arc::clone(&worker)));
     let max_answer = settings.max_answer_bytes();
     // The handshake is read loosely first, so that a worker of another
     // protocol version is named as such whatever its message format.
@@ -655,6 +679,7 @@ async fn spawn(
             }
         }
     });
+    abandoned.disarm();
     tracing::debug!(driver = %info.name, pid, "worker ready");
     Ok((worker, info))
 }

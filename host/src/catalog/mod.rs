@@ -9,6 +9,9 @@
 //! - An in-process driver cannot be upgraded without restarting the host
 //!   (libraries are never unloaded); a worker driver is upgraded by starting a
 //!   new worker and retiring the old one once its calls in flight finish.
+//! - A command that needs one type ([`Catalog::load_serving`]) starts only
+//!   what can serve it: files [`known_types`] says serve other types are not
+//!   started, and the others are abandoned once one serves the type.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,6 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use southbound_sdk::DriverInfo;
 use tokio::sync::watch;
+
+pub mod known_types;
+
+use known_types::KnownTypes;
 
 use crate::isolation::{Driver, DriverSettings, DriverStatus, Isolation};
 use crate::loader::{file_sha256, library_files, Refusal};
@@ -183,6 +190,8 @@ struct FileEntry {
 struct Inner {
     files: Vec<FileEntry>,
     by_type: BTreeMap<String, Arc<dyn Driver>>,
+    /// Types served by files a one-type load did not start (for messages).
+    not_started: std::collections::BTreeSet<String>,
 }
 
 /// The drivers of one plugins directory, by storage system type.
@@ -205,14 +214,108 @@ impl Catalog {
     /// Loads every shared library in `dir`, in file-name order. Files that
     /// fail are recorded as refused and logged; the rest still load.
     pub async fn load(dir: &Path, policy: IsolationPolicy) -> Result<Self, CatalogError> {
-        let catalog = Self {
+        let catalog = Self::empty(dir, policy);
+        catalog.rescan().await?;
+        Ok(catalog)
+    }
+
+    fn empty(dir: &Path, policy: IsolationPolicy) -> Self {
+        Self {
             dir: dir.to_path_buf(),
             policy: Arc::new(policy),
             inner: Mutex::new(Inner::default()),
             rescan_lock: tokio::sync::Mutex::new(()),
             generation: Arc::new(watch::Sender::new(0)),
-        };
-        catalog.rescan().await?;
+        }
+    }
+
+    /// Loads only the driver serving `system_type`, for a command that needs
+    /// no other. Files the type cache ([`known_types`]) says serve other types
+    /// are not started; of the files it says serve this type, only the first
+    /// (in file-name order). Files not known yet start in parallel; the first
+    /// to serve the type is kept, and the rest are stopped, or abandoned
+    /// while still loading: none is waited for. Without a driver for the
+    /// type, [`Catalog::system_types`] names the types seen on the way.
+    pub async fn load_serving(
+        dir: &Path,
+        policy: IsolationPolicy,
+        system_type: &str,
+    ) -> Result<Self, CatalogError> {
+        let catalog = Self::empty(dir, policy);
+        let files = library_files(dir).map_err(|source| CatalogError::ReadDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut cache = KnownTypes::read();
+        let mut not_started = std::collections::BTreeSet::new();
+        let mut starting = tokio::task::JoinSet::new();
+        let mut known_server = false;
+        for path in files {
+            let sha256 = file_sha256(&path).unwrap_or_default();
+            if let Some(known) = cache.get(&sha256) {
+                let serves = known.types.iter().any(|t| t == system_type);
+                if !serves || known_server {
+                    tracing::debug!(
+                        file = %path.display(),
+                        driver = %known.driver,
+                        types = ?known.types,
+                        "not started: not needed for type {system_type}"
+                    );
+                    not_started.extend(known.types.iter().cloned());
+                    continue;
+                }
+                known_server = true;
+            }
+            let policy = Arc::clone(&catalog.policy);
+            starting.spawn(async move {
+                let opened = open(&policy, &path).await;
+                (path, sha256, opened)
+            });
+        }
+        let mut unused = Vec::new();
+        while let Some(done) = starting.join_next().await {
+            let Ok((path, sha256, opened)) = done else {
+                continue;
+            };
+            let driver = match opened {
+                Ok(driver) => driver,
+                Err(reason) => {
+                    tracing::warn!("{}: refused: {reason}", path.display());
+                    continue;
+                }
+            };
+            cache.learn(&sha256, driver.info());
+            let serves = driver
+                .info()
+                .storage_system_types
+                .iter()
+                .any(|t| t.as_str() == system_type);
+            if serves && catalog.register(&driver, None).is_ok() {
+                lock(&catalog.inner).files.push(FileEntry {
+                    path,
+                    sha256,
+                    outcome: Outcome::Loaded(driver),
+                });
+                break;
+            }
+            not_started.extend(
+                driver
+                    .info()
+                    .storage_system_types
+                    .iter()
+                    .map(|t| t.to_string()),
+            );
+            unused.push(driver);
+        }
+        // Drivers still loading are abandoned: their workers are killed.
+        starting.shutdown().await;
+        let mut stopping = tokio::task::JoinSet::new();
+        for driver in unused {
+            stopping.spawn(async move { driver.retire().await });
+        }
+        stopping.join_all().await;
+        cache.write();
+        lock(&catalog.inner).not_started = not_started;
         Ok(catalog)
     }
 
@@ -293,6 +396,7 @@ impl Catalog {
             }
         }
         let mut changes = Vec::new();
+        let (mut cache, mut learned) = (KnownTypes::read(), false);
         for (path, sha256) in files.iter().zip(hashes) {
             let previous = lock(&self.inner)
                 .files
@@ -348,6 +452,10 @@ impl Catalog {
                     Err(reason) => Outcome::Refused(reason, None),
                 },
             };
+            if let Outcome::Loaded(loaded) = &outcome {
+                cache.learn(&sha256, loaded.info());
+                learned = true;
+            }
             let line = match (&outcome, &old) {
                 (Outcome::Refused(reason, _), Some(old)) => {
                     // Keep serving the old version; the next rescan tries again.
@@ -429,6 +537,9 @@ impl Catalog {
             if let Outcome::Loaded(driver) = entry.outcome {
                 tokio::spawn(async move { driver.retire().await });
             }
+        }
+        if learned {
+            cache.write();
         }
         if !changes.is_empty() {
             self.generation.send_modify(|g| *g += 1);
@@ -528,7 +639,10 @@ impl Catalog {
 
     /// Every served storage system type, sorted.
     pub fn system_types(&self) -> Vec<String> {
-        lock(&self.inner).by_type.keys().cloned().collect()
+        let inner = lock(&self.inner);
+        let mut types: std::collections::BTreeSet<String> = inner.by_type.keys().cloned().collect();
+        types.extend(inner.not_started.iter().cloned());
+        types.into_iter().collect()
     }
 
     /// Retires every driver (workers finish their calls, then exit or are
