@@ -7,7 +7,12 @@
 //!   and 20 ms of injected latency per request; the requests per cycle are
 //!   printed (from the simulator's counters);
 //! - `simulator_bulk_large`: the simulator serving `GET /api/instances` for
-//!   `large` over plain HTTP on loopback (render + serialize + transfer).
+//!   `large` over plain HTTP on loopback (render + serialize + transfer);
+//! - `channel_codec_large/{encode,decode}`: what the worker channel adds to a
+//!   full discovery of `large`: every answer of one cycle (scan, then each
+//!   system's details, pools, ports, hosts and capability definitions)
+//!   encoded into frames as the worker does, and decoded as the host does;
+//!   the bytes per cycle are printed.
 //!
 //! Run: `cargo bench -p southbound-host --bench scaleio`
 
@@ -19,8 +24,94 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion};
 use scaleio_simulator::{Faults, SimConfig, Simulator, TopologySpec};
 use southbound_host::discovery::discover_provider;
-use southbound_host::isolation::Isolation;
-use southbound_sdk::{Secret, StorageProvider};
+use southbound_host::isolation::protocol::{encode, read_frame, WorkerMessage};
+use southbound_host::isolation::{Driver, DriverRequest, DriverResponse, Isolation};
+use southbound_sdk::{CallContext, Secret, StorageProvider};
+
+/// Every answer of one full discovery cycle, as the worker's reply messages.
+fn cycle_answers(
+    runtime: &tokio::runtime::Runtime,
+    driver: &dyn Driver,
+    provider: &StorageProvider,
+) -> Vec<WorkerMessage> {
+    let call = |request| {
+        let ctx = CallContext::with_timeout("bench", Duration::from_secs(120));
+        runtime
+            .block_on(driver.call(ctx, request))
+            .expect("answer")
+    };
+    let scan = call(DriverRequest::ScanProvider {
+        provider: provider.clone(),
+    });
+    let DriverResponse::ScanProvider(scanned) = &scan else {
+        panic!("not a scan: {scan:?}");
+    };
+    let mut answers = vec![scan.clone()];
+    for system in scanned.systems.iter() {
+        let (provider, system) = (provider.clone(), system.clone());
+        answers.extend([
+            call(DriverRequest::DiscoverSystem {
+                provider: provider.clone(),
+                system: system.clone(),
+            }),
+            call(DriverRequest::DiscoverPools {
+                provider: provider.clone(),
+                system: system.clone(),
+            }),
+            call(DriverRequest::DiscoverPorts {
+                provider: provider.clone(),
+                system: system.clone(),
+            }),
+            call(DriverRequest::DiscoverHostComponents {
+                provider: provider.clone(),
+                system: system.clone(),
+            }),
+            call(DriverRequest::CapabilityDefinitions { provider, system }),
+        ]);
+    }
+    answers
+        .into_iter()
+        .enumerate()
+        .map(|(id, answer)| WorkerMessage::Reply {
+            id: id as u64,
+            result: Ok(answer),
+        })
+        .collect()
+}
+
+/// `channel_codec_large/{encode,decode}` (see the module comment).
+fn channel_codec(
+    criterion: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    driver: &dyn Driver,
+    provider: &StorageProvider,
+) {
+    let answers = cycle_answers(runtime, driver, provider);
+    let encode_all = || -> Vec<Vec<u8>> {
+        answers
+            .iter()
+            .map(|a| encode(a, usize::MAX).expect("encode"))
+            .collect()
+    };
+    let frames = encode_all();
+    println!(
+        "channel_codec_large: {} frames, {} bytes per full discovery cycle",
+        frames.len(),
+        frames.iter().map(Vec::len).sum::<usize>()
+    );
+    let mut group = criterion.benchmark_group("channel_codec_large");
+    group.bench_function("encode", |b| b.iter(encode_all));
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            for frame in &frames {
+                read_frame::<WorkerMessage>(&mut frame.as_slice(), usize::MAX)
+                    .expect("decode")
+                    .expect("a frame");
+            }
+        })
+    });
+    group.finish();
+}
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -79,6 +170,11 @@ fn main() {
         runtime.block_on(catalog.shutdown());
     }
     group.finish();
+
+    let catalog = runtime.block_on(support::catalog(plugins.path(), Isolation::InProcess));
+    let driver = catalog.driver("scaleio").expect("scaleio driver");
+    channel_codec(&mut criterion, &runtime, driver.as_ref(), &provider);
+    runtime.block_on(catalog.shutdown());
 
     let plain = runtime
         .block_on(Simulator::start(SimConfig {
