@@ -36,9 +36,7 @@ fn cycle_answers(
 ) -> Vec<WorkerMessage> {
     let call = |request| {
         let ctx = CallContext::with_timeout("bench", Duration::from_secs(120));
-        runtime
-            .block_on(driver.call(ctx, request))
-            .expect("answer")
+        runtime.block_on(driver.call(ctx, request)).expect("answer")
     };
     let scan = call(DriverRequest::ScanProvider {
         provider: provider.clone(),
