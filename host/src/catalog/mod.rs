@@ -79,6 +79,32 @@ impl IsolationPolicy {
     }
 }
 
+/// The driver files of `dir`, in file-name order, each with the SHA-256 of
+/// its bytes (empty if unreadable).
+fn hashed_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, CatalogError> {
+    let files = library_files(dir).map_err(|source| CatalogError::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(files
+        .into_iter()
+        .map(|path| {
+            let sha256 = file_sha256(&path).unwrap_or_default();
+            (path, sha256)
+        })
+        .collect())
+}
+
+/// Retires `drivers` all at once and waits until every one has stopped.
+async fn retire_all(drivers: Vec<Arc<dyn Driver>>) {
+    let mut stopping = tokio::task::JoinSet::new();
+    for driver in drivers {
+        stopping.spawn(async move { driver.retire().await });
+    }
+    // A retirement that panicked has nothing left to wait for.
+    while stopping.join_next().await.is_some() {}
+}
+
 /// Starts a driver for `path` as the policy says.
 async fn open(policy: &IsolationPolicy, path: &Path) -> Result<Arc<dyn Driver>, Refusal> {
     let exe = &policy.worker_exe;
@@ -242,16 +268,12 @@ impl Catalog {
         system_type: &str,
     ) -> Result<Self, CatalogError> {
         let catalog = Self::empty(dir, policy);
-        let files = library_files(dir).map_err(|source| CatalogError::ReadDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let files = hashed_files(dir)?;
         let mut cache = KnownTypes::read();
         let mut not_started = std::collections::BTreeSet::new();
         let mut starting = tokio::task::JoinSet::new();
         let mut known_server = false;
-        for path in files {
-            let sha256 = file_sha256(&path).unwrap_or_default();
+        for (path, sha256) in files {
             if let Some(known) = cache.get(&sha256) {
                 let serves = known.types.iter().any(|t| t == system_type);
                 if !serves || known_server {
@@ -309,11 +331,7 @@ impl Catalog {
         }
         // Drivers still loading are abandoned: their workers are killed.
         starting.shutdown().await;
-        let mut stopping = tokio::task::JoinSet::new();
-        for driver in unused {
-            stopping.spawn(async move { driver.retire().await });
-        }
-        stopping.join_all().await;
+        retire_all(unused).await;
         cache.write();
         lock(&catalog.inner).not_started = not_started;
         Ok(catalog)
@@ -355,20 +373,13 @@ impl Catalog {
     /// change.
     pub async fn rescan(&self) -> Result<Vec<String>, CatalogError> {
         let _one_at_a_time = self.rescan_lock.lock().await;
-        let files = library_files(&self.dir).map_err(|source| CatalogError::ReadDir {
-            path: self.dir.clone(),
-            source,
-        })?;
+        let files = hashed_files(&self.dir)?;
         // Every file that needs starting starts at once: one slow or hanging
         // driver delays the others by nothing (each has its load timeout).
-        let hashes: Vec<String> = files
-            .iter()
-            .map(|p| file_sha256(p).unwrap_or_default())
-            .collect();
         let mut starting = tokio::task::JoinSet::new();
         {
             let inner = lock(&self.inner);
-            for (path, sha256) in files.iter().zip(&hashes) {
+            for (path, sha256) in &files {
                 let unchanged = inner
                     .files
                     .iter()
@@ -397,7 +408,8 @@ impl Catalog {
         }
         let mut changes = Vec::new();
         let (mut cache, mut learned) = (KnownTypes::read(), false);
-        for (path, sha256) in files.iter().zip(hashes) {
+        for (path, sha256) in &files {
+            let sha256 = sha256.clone();
             let previous = lock(&self.inner)
                 .files
                 .iter()
@@ -521,7 +533,7 @@ impl Catalog {
             let mut inner = lock(&self.inner);
             let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut inner.files)
                 .into_iter()
-                .partition(|f| !files.contains(&f.path));
+                .partition(|f| !files.iter().any(|(path, _)| path == &f.path));
             inner.files = kept;
             for entry in &gone {
                 if let Outcome::Loaded(driver) = &entry.outcome {
@@ -660,12 +672,6 @@ impl Catalog {
                 })
                 .collect()
         };
-        let tasks: Vec<_> = drivers
-            .into_iter()
-            .map(|d| tokio::spawn(async move { d.retire().await }))
-            .collect();
-        for task in tasks {
-            let _ = task.await;
-        }
+        retire_all(drivers).await;
     }
 }
