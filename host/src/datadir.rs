@@ -109,10 +109,16 @@ fn default_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir));
     }
-    let base = std::env::var_os("XDG_DATA_HOME")
+    xdg_dir("XDG_DATA_HOME", ".local/share")
+}
+
+/// Southbound's directory of one XDG base-directory kind: `$<variable>/southbound`,
+/// else `$HOME/<home_default>/southbound`; none when neither is set.
+pub fn xdg_dir(variable: &str, home_default: &str) -> Option<PathBuf> {
+    let base = std::env::var_os(variable)
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(home_default)))?;
     Some(base.join("southbound"))
 }
 

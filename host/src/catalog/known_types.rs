@@ -38,11 +38,7 @@ pub struct KnownTypes {
 }
 
 fn cache_file() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("southbound").join(FILE_NAME))
+    Some(crate::datadir::xdg_dir("XDG_CACHE_HOME", ".cache")?.join(FILE_NAME))
 }
 
 impl KnownTypes {
