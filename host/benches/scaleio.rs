@@ -7,7 +7,9 @@
 //!   and 20 ms of injected latency per request; the requests per cycle are
 //!   printed (from the simulator's counters);
 //! - `simulator_bulk_large`: the simulator serving `GET /api/instances` for
-//!   `large` over plain HTTP on loopback (render + serialize + transfer);
+//!   `large` over plain HTTP on loopback (the body is rendered once per
+//!   inventory change, so this is mostly transfer): what a cycle spends in
+//!   the simulator rather than in the driver and the channel;
 //! - `channel_codec_large/{encode,decode}`: what the worker channel adds to a
 //!   full discovery of `large`: every answer of one cycle (scan, then each
 //!   system's details, pools, ports, hosts and capability definitions)

@@ -224,7 +224,12 @@ async fn bulk(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(denied) = authorize(&state, &headers) {
         return denied;
     }
-    ok_json(&render::bulk(&state.inventory(), state.config.api_version))
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, JSON_TYPE)],
+        state.bulk_body(),
+    )
+        .into_response()
 }
 
 /// Splits `Type::id` and checks the type is served.

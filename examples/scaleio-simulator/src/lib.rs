@@ -21,9 +21,11 @@ pub mod version;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -98,6 +100,10 @@ pub struct Stats {
 pub struct SimState {
     config: SimConfig,
     inventory: RwLock<Inventory>,
+    /// Bumped whenever the inventory may change (under its write lock).
+    inventory_generation: AtomicU64,
+    /// `GET /api/instances` as last rendered, with the generation it shows.
+    bulk_cache: Mutex<Option<(u64, Bytes)>>,
     sessions: Mutex<auth::Sessions>,
     faults: Mutex<faults::FaultState>,
     counters: Mutex<BTreeMap<String, u64>>,
@@ -123,9 +129,34 @@ impl SimState {
 
     /// Changes the inventory.
     pub fn inventory_mut(&self) -> RwLockWriteGuard<'_, Inventory> {
-        self.inventory
+        let guard = self
+            .inventory
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bumped while the write lock is held, so a reader that reads the
+        // generation under its read lock sees the one its inventory shows.
+        self.inventory_generation.fetch_add(1, Ordering::Relaxed);
+        guard
+    }
+
+    /// The body of `GET /api/instances`, rendered once per inventory
+    /// change: a real gateway answers from its in-memory model, and
+    /// re-rendering 10 MB of JSON per request would make the simulator,
+    /// not the driver, dominate what a discovery costs.
+    pub fn bulk_body(&self) -> Bytes {
+        let inventory = self.inventory();
+        let generation = self.inventory_generation.load(Ordering::Relaxed);
+        if let Some((cached, body)) = lock(&self.bulk_cache).as_ref() {
+            if *cached == generation {
+                return body.clone();
+            }
+        }
+        let body = Bytes::from(
+            serde_json::to_vec(&render::bulk(&inventory, self.config.api_version))
+                .unwrap_or_default(),
+        );
+        *lock(&self.bulk_cache) = Some((generation, body.clone()));
+        body
     }
 
     fn sessions(&self) -> MutexGuard<'_, auth::Sessions> {
@@ -213,6 +244,8 @@ impl Simulator {
         let state = Arc::new(SimState {
             config,
             inventory: RwLock::new(inventory),
+            inventory_generation: AtomicU64::new(0),
+            bulk_cache: Mutex::new(None),
             sessions: Mutex::new(auth::Sessions::default()),
             faults: Mutex::new(faults::FaultState::default()),
             counters: Mutex::new(BTreeMap::new()),

@@ -549,6 +549,15 @@ async fn the_control_api_changes_topology_and_faults_and_is_not_counted() {
     let url = |p: &str| format!("{}{p}", sim.base_url());
     let token = login(&sim, &client).await;
     let pd = sim.state().inventory().protection_domains[0].id.clone();
+    // The bulk body is rendered once per change (cached in between): every
+    // change shows in the next read.
+    let sds_in_bulk = || async {
+        get(&sim, &client, &token, "/api/instances").await.1["sdsList"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(sds_in_bulk().await, 3);
+    assert_eq!(sds_in_bulk().await, 3);
 
     let created: Value = client
         .post(url("/sim/sds"))
@@ -569,12 +578,14 @@ async fn the_control_api_changes_topology_and_faults_and_is_not_counted() {
             .len(),
         4
     );
+    assert_eq!(sds_in_bulk().await, 4);
     let deleted = client
         .delete(url(&format!("/sim/sds/{sds_id}")))
         .send()
         .await
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(sds_in_bulk().await, 3);
     let again = client
         .delete(url(&format!("/sim/sds/{sds_id}")))
         .send()
