@@ -6,7 +6,8 @@
 //! enum is instead a `#[repr(transparent)]` `u32` code with named constants:
 //! its layout never changes, a newer driver's unknown code survives the trip
 //! through an older host (it prints as `unknown(<code>)`), and serde uses the
-//! names, so JSON stays readable.
+//! names, so JSON stays readable (binary formats, such as the worker
+//! channel, carry the code).
 
 /// Declares an open enum. See the module documentation.
 #[macro_export]
@@ -93,9 +94,10 @@ macro_rules! open_enum {
 
         impl $crate::__private::serde::Serialize for $name {
             fn serialize<S: $crate::__private::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                // Binary formats (the worker channel) carry the code alone.
                 match self.name() {
-                    Some(name) => s.serialize_str(name),
-                    None => s.serialize_u32(self.0),
+                    Some(name) if s.is_human_readable() => s.serialize_str(name),
+                    _ => s.serialize_u32(self.0),
                 }
             }
         }
@@ -115,7 +117,11 @@ macro_rules! open_enum {
                         u32::try_from(v).map($name::from_code).map_err(E::custom)
                     }
                 }
-                d.deserialize_any(Visitor)
+                if d.is_human_readable() {
+                    d.deserialize_any(Visitor)
+                } else {
+                    d.deserialize_u32(Visitor)
+                }
             }
         }
     };

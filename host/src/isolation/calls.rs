@@ -20,8 +20,10 @@ macro_rules! driver_calls {
         $method:ident => $Variant:ident ($($arg:ident: $Arg:ty),*) -> $Answer:ty;
     )*) => {
         /// One driver call, with its inputs.
+        // Externally tagged (serde's default), as the channel's binary
+        // format needs: no variant is found by looking inside it.
         #[derive(Debug, Clone, Serialize, Deserialize)]
-        #[serde(tag = "call", rename_all = "snake_case")]
+        #[serde(rename_all = "snake_case")]
         pub enum DriverRequest {
             $(
                 $(#[$doc])*
@@ -31,7 +33,7 @@ macro_rules! driver_calls {
 
         /// A successful answer to the [`DriverRequest`] of the same name.
         #[derive(Debug, Clone, Serialize, Deserialize)]
-        #[serde(tag = "call", content = "result", rename_all = "snake_case")]
+        #[serde(rename_all = "snake_case")]
         #[allow(clippy::large_enum_variant)] // short-lived, one per call
         pub enum DriverResponse {
             $(

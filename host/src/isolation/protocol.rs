@@ -1,17 +1,18 @@
-//! The worker channel: length-prefixed JSON frames on a Unix socketpair
-//! (fd 3 in the worker, never stdout, so a driver that prints cannot
-//! corrupt it).
+//! The worker channel: length-prefixed frames on a Unix socketpair (fd 3 in
+//! the worker, never stdout, so a driver that prints cannot corrupt it).
 //!
-//! A frame is a 4-byte big-endian length followed by one JSON message, at
-//! most the driver's `max_answer` bytes: the host checks the length before it
-//! allocates anything, so what a worker claims never sizes the host's memory.
-//! Messages are externally tagged, so decoding goes straight into the typed
-//! values (an internally tagged enum would first copy the whole answer into
-//! an intermediate tree, several times its size). The
-//! worker speaks first: `Ready` (with [`PROTOCOL_VERSION`], its SDK version
-//! and the driver's info) or `Refused` (why the file cannot be served). Then
-//! the host sends `Call`s, each answered by a `Reply` with the same id, in
-//! any order; `Shutdown` asks the worker to finish its calls and exit.
+//! A frame is a 4-byte big-endian length followed by one message, at most
+//! the driver's `max_answer` bytes: the host checks the length before it
+//! allocates anything, so what a worker claims never sizes the host's
+//! memory. The worker speaks first, in JSON: `Ready` (with
+//! [`PROTOCOL_VERSION`], its SDK version and the driver's info) or `Refused`
+//! (why the file cannot be served), so that a worker of another protocol
+//! version is still understood well enough to be named. Every later frame
+//! (`Call`s, each answered by a `Reply` with the same id, in any order;
+//! `Shutdown`, which asks the worker to finish its calls and exit) is
+//! postcard: both ends are the same build of the same binary (the handshake
+//! checks it), so a positional binary format is safe, and it decodes a large
+//! inventory several times faster than JSON.
 //!
 //! The protocol version is the channel's own: it changes only when these
 //! messages do, independently of the product and SDK versions.
@@ -26,7 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{DriverRequest, DriverResponse};
 
 /// Version of the worker channel protocol.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame the host sends (calls are small; a generous bound).
 pub const MAX_CALL_FRAME: usize = 16 * 1024 * 1024;
@@ -90,10 +91,9 @@ fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
-/// Encodes one frame of at most `max` bytes.
-pub fn encode(message: &impl Serialize, max: usize) -> io::Result<Vec<u8>> {
-    let mut frame = vec![0u8; 4];
-    serde_json::to_writer(&mut frame, message).map_err(io::Error::other)?;
+/// Puts the 4-byte length in front of an encoded body, or refuses a body
+/// over `max` bytes.
+fn finish_frame(mut frame: Vec<u8>, max: usize) -> io::Result<Vec<u8>> {
     let len = frame.len() - 4;
     if len > max {
         return Err(invalid(format!(
@@ -104,8 +104,37 @@ pub fn encode(message: &impl Serialize, max: usize) -> io::Result<Vec<u8>> {
     Ok(frame)
 }
 
+/// Encodes one frame (binary) of at most `max` bytes.
+pub fn encode(message: &impl Serialize, max: usize) -> io::Result<Vec<u8>> {
+    let frame = postcard::to_extend(message, vec![0u8; 4]).map_err(io::Error::other)?;
+    finish_frame(frame, max)
+}
+
+/// Encodes the worker's handshake (`Ready` or `Refused`) as a JSON frame.
+pub fn encode_handshake(message: &WorkerMessage, max: usize) -> io::Result<Vec<u8>> {
+    let mut frame = vec![0u8; 4];
+    serde_json::to_writer(&mut frame, message).map_err(io::Error::other)?;
+    finish_frame(frame, max)
+}
+
+/// Decodes a binary frame's body; bytes left over are junk too.
 fn decode<T: DeserializeOwned>(body: &[u8]) -> io::Result<T> {
-    serde_json::from_slice(body).map_err(|e| invalid(format!("a frame that does not decode: {e}")))
+    let fail = |e: &dyn std::fmt::Display| invalid(format!("a frame that does not decode: {e}"));
+    match postcard::take_from_bytes(body) {
+        Ok((message, [])) => Ok(message),
+        Ok((_, rest)) => Err(fail(&format_args!(
+            "{} bytes after the message",
+            rest.len()
+        ))),
+        Err(e) => Err(fail(&e)),
+    }
+}
+
+/// Decodes a handshake's body loosely (any JSON), so that the host can read
+/// the protocol version of a worker whose messages differ from its own.
+pub fn decode_handshake(body: &[u8]) -> io::Result<serde_json::Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("a handshake that does not decode: {e}")))
 }
 
 fn frame_length(header: [u8; 4], max: usize) -> io::Result<usize> {
@@ -124,8 +153,8 @@ pub fn write_frame(writer: &mut impl Write, frame: &[u8]) -> io::Result<()> {
     writer.flush()
 }
 
-/// Reads one frame of at most `max` bytes (blocking); `None` at a clean end
-/// of stream.
+/// Reads one binary frame of at most `max` bytes (blocking); `None` at a
+/// clean end of stream.
 pub fn read_frame<T: DeserializeOwned>(
     reader: &mut impl Read,
     max: usize,
@@ -141,7 +170,7 @@ pub fn read_frame<T: DeserializeOwned>(
     decode(&body).map(Some)
 }
 
-/// Writes one frame (async; the host side).
+/// Writes one binary frame (async; the host side).
 pub async fn write_frame_async(
     writer: &mut (impl AsyncWriteExt + Unpin),
     message: &impl Serialize,
@@ -150,12 +179,12 @@ pub async fn write_frame_async(
     writer.flush().await
 }
 
-/// Reads one frame of at most `max` bytes (async); `None` at a clean end of
-/// stream.
-pub async fn read_frame_async<T: DeserializeOwned>(
+/// Reads the body of one frame of at most `max` bytes (async); `None` at a
+/// clean end of stream.
+pub async fn read_body_async(
     reader: &mut (impl AsyncReadExt + Unpin),
     max: usize,
-) -> io::Result<Option<T>> {
+) -> io::Result<Option<Vec<u8>>> {
     let mut header = [0u8; 4];
     match reader.read_exact(&mut header).await {
         Ok(_) => {}
@@ -164,7 +193,19 @@ pub async fn read_frame_async<T: DeserializeOwned>(
     }
     let mut body = vec![0u8; frame_length(header, max)?];
     reader.read_exact(&mut body).await?;
-    decode(&body).map(Some)
+    Ok(Some(body))
+}
+
+/// Reads one binary frame of at most `max` bytes (async); `None` at a clean
+/// end of stream.
+pub async fn read_frame_async<T: DeserializeOwned>(
+    reader: &mut (impl AsyncReadExt + Unpin),
+    max: usize,
+) -> io::Result<Option<T>> {
+    match read_body_async(reader, max).await? {
+        Some(body) => decode(&body).map(Some),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -176,11 +217,11 @@ mod tests {
         const MAX: usize = 1024;
         let mut buffer = Vec::new();
         write_frame(&mut buffer, &encode(&HostMessage::Shutdown, MAX).unwrap()).unwrap();
-        let refused = WorkerMessage::Refused {
-            protocol: PROTOCOL_VERSION,
-            reason: crate::loader::Refusal::NoRootModule,
+        let reply = WorkerMessage::Reply {
+            id: 7,
+            result: Err(DriverError::timeout("late")),
         };
-        write_frame(&mut buffer, &encode(&refused, MAX).unwrap()).unwrap();
+        write_frame(&mut buffer, &encode(&reply, MAX).unwrap()).unwrap();
         let mut reader = buffer.as_slice();
         assert!(matches!(
             read_frame::<HostMessage>(&mut reader, MAX).unwrap(),
@@ -188,10 +229,7 @@ mod tests {
         ));
         assert!(matches!(
             read_frame::<WorkerMessage>(&mut reader, MAX).unwrap(),
-            Some(WorkerMessage::Refused {
-                protocol: PROTOCOL_VERSION,
-                ..
-            })
+            Some(WorkerMessage::Reply { id: 7, result: Err(e) }) if e.message == "late"
         ));
         assert!(
             read_frame::<HostMessage>(&mut reader, MAX)
@@ -209,8 +247,126 @@ mod tests {
         assert!(encode(&"x".repeat(2000), MAX).is_err());
         // Junk of a valid length is a decoding error, not a panic.
         let mut junk = 5u32.to_be_bytes().to_vec();
-        junk.extend_from_slice(b"\xff\x00{[}");
+        junk.extend_from_slice(b"\xff\xff\xff\xff\xff");
         let err = read_frame::<HostMessage>(&mut junk.as_slice(), MAX).unwrap_err();
         assert!(err.to_string().contains("does not decode"), "{err}");
+        // So is a valid message followed by bytes of nothing.
+        let mut trailing = encode(&HostMessage::Shutdown, MAX).unwrap();
+        trailing.push(0);
+        let len = trailing.len() as u32 - 4;
+        trailing[..4].copy_from_slice(&len.to_be_bytes());
+        let err = read_frame::<HostMessage>(&mut trailing.as_slice(), MAX).unwrap_err();
+        assert!(
+            err.to_string().contains("1 bytes after the message"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn calls_and_answers_survive_the_binary_format_whole() {
+        use southbound_sdk::{
+            CapabilityInstance, Initiator, InitiatorProtocol, Protocol, ROption, Secret,
+            StorageHostComponent, StoragePool, StorageProvider, StorageSystem,
+        };
+        let provider = StorageProvider {
+            host: "gw".into(),
+            port: 443,
+            password: Secret::new("pässword"),
+            ca_certificate_pem: ROption::RSome("sha256:ab".into()),
+            ..StorageProvider::default()
+        };
+        let call = HostMessage::Call {
+            id: u64::MAX,
+            ctx: CallContext::with_timeout("r-1", std::time::Duration::from_secs(3)),
+            request: Box::new(DriverRequest::DiscoverPools {
+                provider: provider.clone(),
+                system: StorageSystem {
+                    native_id: "pd-1".into(),
+                    // A code this SDK has no name for survives the trip.
+                    protocols: vec![Protocol::SCALEIO, Protocol::from_code(77)].into(),
+                    ..StorageSystem::default()
+                },
+            }),
+        };
+        let frame = encode(&call, MAX_CALL_FRAME).unwrap();
+        let Some(HostMessage::Call { id, ctx, request }) =
+            read_frame::<HostMessage>(&mut frame.as_slice(), MAX_CALL_FRAME).unwrap()
+        else {
+            panic!("not a call");
+        };
+        assert_eq!((id, ctx.request_id.as_str()), (u64::MAX, "r-1"));
+        let DriverRequest::DiscoverPools {
+            provider: sent,
+            system,
+        } = *request
+        else {
+            panic!("not discover_pools");
+        };
+        assert_eq!(sent, provider);
+        assert_eq!(sent.password.expose(), "pässword");
+        assert_eq!(
+            system.protocols.as_slice(),
+            &[Protocol::SCALEIO, Protocol::from_code(77)]
+        );
+
+        let pools = vec![StoragePool {
+            native_id: "p".into(),
+            total_capacity_kib: u64::MAX,
+            maximum_thin_volume_size_kib: ROption::RSome(1),
+            capabilities: vec![CapabilityInstance::new("media", "media")
+                .with_property("MEDIA_TYPE", ["SSD", "HDD"])]
+            .into(),
+            ..StoragePool::default()
+        }];
+        let hosts = vec![StorageHostComponent {
+            native_id: "h".into(),
+            initiators: vec![Initiator {
+                port: "sdc-1".into(),
+                protocol: InitiatorProtocol::SCALEIO,
+                ..Initiator::default()
+            }]
+            .into(),
+            ..StorageHostComponent::default()
+        }];
+        for (answer, check) in [
+            (
+                DriverResponse::DiscoverPools(pools.clone().into()),
+                Box::new(
+                    |r: DriverResponse| matches!(r, DriverResponse::DiscoverPools(p) if p.as_slice() == pools.as_slice()),
+                ) as Box<dyn Fn(DriverResponse) -> bool>,
+            ),
+            (
+                DriverResponse::DiscoverHostComponents(hosts.clone().into()),
+                Box::new(
+                    |r| matches!(r, DriverResponse::DiscoverHostComponents(h) if h.as_slice() == hosts.as_slice()),
+                ),
+            ),
+        ] {
+            let reply = WorkerMessage::Reply {
+                id: 1,
+                result: Ok(answer),
+            };
+            let frame = encode(&reply, 1 << 20).unwrap();
+            match read_frame::<WorkerMessage>(&mut frame.as_slice(), 1 << 20).unwrap() {
+                Some(WorkerMessage::Reply { result: Ok(r), .. }) => assert!(check(r)),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_handshake_is_json_whatever_the_message() {
+        let refused = WorkerMessage::Refused {
+            protocol: PROTOCOL_VERSION,
+            reason: crate::loader::Refusal::NoRootModule,
+        };
+        let frame = encode_handshake(&refused, 1024).unwrap();
+        let value = decode_handshake(&frame[4..]).unwrap();
+        assert_eq!(value["refused"]["protocol"], PROTOCOL_VERSION);
+        assert_eq!(value["refused"]["reason"]["code"], "no_root_module");
+        assert!(matches!(
+            serde_json::from_value::<WorkerMessage>(value),
+            Ok(WorkerMessage::Refused { .. })
+        ));
     }
 }

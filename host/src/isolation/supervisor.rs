@@ -33,8 +33,8 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::protocol::{
-    read_frame_async, write_frame_async, HostMessage, WorkerMessage, PROTOCOL_VERSION,
-    WORKER_CHANNEL_FD,
+    decode_handshake, read_body_async, read_frame_async, write_frame_async, HostMessage,
+    WorkerMessage, PROTOCOL_VERSION, WORKER_CHANNEL_FD,
 };
 use super::{namespace, sandbox};
 use crate::loader::Refusal;
@@ -565,11 +565,19 @@ async fn spawn(
     // protocol version is named as such whatever its message format.
     let handshake = tokio::time::timeout(
         settings.handshake_timeout,
-        read_frame_async::<serde_json::Value>(&mut reader, max_answer),
+        read_body_async(&mut reader, max_answer),
     )
     .await;
     let first = match handshake {
-        Ok(Ok(Some(value))) => value,
+        Ok(Ok(Some(body))) => match decode_handshake(&body) {
+            Ok(value) => value,
+            Err(e) => {
+                worker.kill(format!("channel broken: {e}"));
+                return Err(worker_refusal(format!(
+                    "the worker's first message is not a handshake of channel protocol {PROTOCOL_VERSION}: {e}"
+                )));
+            }
+        },
         Ok(Ok(None)) => {
             let cause = worker.ended_or_killed("its channel closed").await;
             return Err(worker_refusal(format!(

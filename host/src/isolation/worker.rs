@@ -17,7 +17,8 @@ use southbound_sdk::SDK_VERSION;
 use super::dispatch;
 use super::namespace;
 use super::protocol::{
-    encode, read_frame, write_frame, HostMessage, WorkerMessage, MAX_CALL_FRAME, PROTOCOL_VERSION,
+    encode, encode_handshake, read_frame, write_frame, HostMessage, WorkerMessage, MAX_CALL_FRAME,
+    PROTOCOL_VERSION,
 };
 use crate::loader::load_library;
 
@@ -181,8 +182,8 @@ pub fn run(driver_file: &Path, channel_fd: i32, max_answer: usize, containment: 
         }
     };
     let writer = Arc::new(Mutex::new(channel));
-    let send = |message: &WorkerMessage| {
-        let frame = encode(message, max_answer)?;
+    let send_handshake = |message: &WorkerMessage| {
+        let frame = encode_handshake(message, max_answer)?;
         let mut writer = writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -192,14 +193,14 @@ pub fn run(driver_file: &Path, channel_fd: i32, max_answer: usize, containment: 
     let (driver, info) = match load_library(driver_file) {
         Ok(loaded) => loaded,
         Err(reason) => {
-            let _ = send(&WorkerMessage::Refused {
+            let _ = send_handshake(&WorkerMessage::Refused {
                 protocol: PROTOCOL_VERSION,
                 reason,
             });
             return ExitCode::from(EXIT_REFUSED);
         }
     };
-    if send(&WorkerMessage::Ready {
+    if send_handshake(&WorkerMessage::Ready {
         protocol: PROTOCOL_VERSION,
         sdk_version: SDK_VERSION.into(),
         info,
@@ -229,13 +230,13 @@ pub fn run(driver_file: &Path, channel_fd: i32, max_answer: usize, containment: 
                     let result = dispatch(&driver, &ctx, &request);
                     // Encoded before the channel is locked: a large answer
                     // does not hold up the others.
-                    let frame = encode(&WorkerMessage::Reply { id, result }, max_answer)
-                        .or_else(|e| {
-                            let error = southbound_sdk::DriverError::internal(format!(
-                                "the driver's answer to {name} cannot be sent to the host: {e} (isolation setting max_answer_mib)"
-                            ));
-                            encode(&WorkerMessage::Reply { id, result: Err(error) }, max_answer)
-                        });
+                    let reply = WorkerMessage::Reply { id, result };
+                    let frame = encode(&reply, max_answer).or_else(|e| {
+                        let error = southbound_sdk::DriverError::internal(format!(
+                            "the driver's answer to {name} cannot be sent to the host: {e} (isolation setting max_answer_mib)"
+                        ));
+                        encode(&WorkerMessage::Reply { id, result: Err(error) }, max_answer)
+                    });
                     let mut channel = writer
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -252,6 +253,10 @@ pub fn run(driver_file: &Path, channel_fd: i32, max_answer: usize, containment: 
                         }
                     }
                     drop(channel);
+                    // Freed only now: freeing a large answer (thousands of
+                    // objects) takes as long as encoding it, and the host
+                    // decodes meanwhile.
+                    drop(reply);
                     let (count, done) = &*in_flight;
                     *count
                         .lock()
