@@ -115,8 +115,11 @@ pub struct IsolationConfig {
     pub load_timeout_secs: Option<u64>,
     /// Largest answer a worker may send, MiB.
     pub max_answer_mib: Option<u64>,
-    /// Refuse signals a worker aims at the host (seccomp); default on.
+    /// Refuse signals a worker aims outside itself (seccomp for the host,
+    /// Landlock for the rest); default on.
     pub signal_filter: Option<bool>,
+    /// A PID namespace per worker; default on.
+    pub pid_namespace: Option<bool>,
 }
 
 impl IsolationConfig {
@@ -143,6 +146,9 @@ impl IsolationConfig {
         }
         if let Some(f) = self.signal_filter {
             settings.signal_filter = f;
+        }
+        if let Some(n) = self.pid_namespace {
+            settings.pid_namespace = n;
         }
     }
 }

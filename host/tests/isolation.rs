@@ -396,6 +396,53 @@ async fn hostile_drivers_are_fenced_in() {
     catalog.shutdown().await;
 }
 
+/// Without a PID namespace (`pid_namespace = false`, or a kernel that
+/// refuses one), other workers are in sight: Landlock's signal scoping is
+/// what keeps a driver from signalling them, and only it
+/// (`signal_filter = false` lets the signal through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_pid_namespace_landlock_keeps_signals_in() {
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    let long = Duration::from_secs(30);
+    for signal_filter in [true, false] {
+        let settings = DriverSettings {
+            pid_namespace: false,
+            signal_filter,
+            ..quick_settings()
+        };
+        let catalog = Catalog::load(plugins.path(), support::policy(settings))
+            .await
+            .unwrap();
+        let hello = catalog.driver("hello").unwrap();
+        let bad = catalog.driver("misbehaving").unwrap();
+        let hello_worker = wait_for_new_worker(&hello, None).await;
+        let containment = bad.containment().expect("a worker's containment");
+        let err = scan(&bad, &format!("kill-pid:{hello_worker}"), long)
+            .await
+            .unwrap_err();
+        if signal_filter {
+            assert_eq!(
+                containment,
+                "process group only (no PID namespace: turned off (pid_namespace = false)), signals scoped (Landlock)"
+            );
+            assert!(err.message.contains("Operation not permitted"), "{err}");
+            assert!(process_exists(hello_worker));
+            assert_eq!(hello.worker_pid(), Some(hello_worker));
+            let err = scan(&bad, "kill-parent", long).await.unwrap_err();
+            assert!(err.message.contains("Operation not permitted"), "{err}");
+        } else {
+            assert!(
+                containment.ends_with("signals not scoped (turned off (signal_filter = false))"),
+                "{containment}"
+            );
+            assert!(err.message.contains("returned 0"), "{err}");
+            wait_gone(hello_worker).await;
+            wait_for_new_worker(&hello, Some(hello_worker)).await;
+        }
+        catalog.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn a_crash_loop_quarantines_the_driver_until_it_is_replaced() {
     let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);

@@ -15,6 +15,7 @@
 //!   with backoff, quarantine, retirement.
 
 mod calls;
+pub mod containment;
 mod in_process;
 pub mod namespace;
 pub mod protocol;
@@ -77,8 +78,11 @@ pub struct DriverSettings {
     /// Largest answer a worker may send, MiB (a `large` ScaleIO system's
     /// biggest answer is a few MiB).
     pub max_answer_mib: u64,
-    /// Refuse signals a worker aims at the host (seccomp; see `sandbox`).
+    /// Refuse signals a worker aims outside itself: at the host (seccomp;
+    /// see `sandbox`) and at any other process (Landlock; see `containment`).
     pub signal_filter: bool,
+    /// Give each worker a PID namespace of its own (see `namespace`).
+    pub pid_namespace: bool,
 }
 
 impl DriverSettings {
@@ -102,6 +106,7 @@ impl Default for DriverSettings {
             handshake_timeout: Duration::from_secs(30),
             max_answer_mib: 64,
             signal_filter: true,
+            pid_namespace: true,
         }
     }
 }

@@ -22,22 +22,12 @@
 //!   reads the cause from its own child as before.
 //!
 //! Where no namespace can be made (a kernel or container that refuses
-//! `unshare`), the worker runs in W itself, fenced by its process group only,
-//! and says so in its handshake.
+//! `unshare`), or `pid_namespace = false`, the worker runs in W itself,
+//! fenced by its process group only, and says so in its handshake
+//! ([`Containment`](super::containment::Containment)).
 
 use std::io::{Error, Read};
 use std::os::fd::{FromRawFd, RawFd};
-
-/// How a worker's processes are contained, as its handshake reports it.
-pub fn describe(outcome: &Result<(), String>) -> String {
-    match outcome {
-        Ok(()) => CONTAINED.into(),
-        Err(why) => format!("process group only (no PID namespace: {why})"),
-    }
-}
-
-/// What [`describe`] says when the namespace is in force.
-pub const CONTAINED: &str = "PID namespace";
 
 /// Enters a new PID namespace (inside a new user namespace when not root).
 /// Returns `Ok` in P, the worker proper; never returns in W and I. Returns

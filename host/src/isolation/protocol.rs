@@ -50,8 +50,8 @@ pub enum WorkerMessage {
         /// The pid of the process serving calls, as the host sees it (not
         /// the host's child when the worker has its own PID namespace).
         pid: u32,
-        /// How the worker's processes are contained (`namespace::describe`).
-        containment: String,
+        /// How the worker's processes are contained.
+        containment: super::containment::Containment,
     },
     /// The file cannot be served; the worker exits.
     Refused {

@@ -9,6 +9,9 @@
 //! - a seccomp filter (seccompiler) refusing, with `EPERM`, the signals aimed
 //!   at the host: `kill`/`tkill`/`tgkill`/`rt_(tg)sigqueueinfo` of its pid,
 //!   `kill(-1)` and `kill` of its process group, `pidfd_open` of its pid.
+//!   A static filter cannot tell another worker's pid from the driver's own
+//!   children: Landlock's signal scoping, which the worker sets up itself
+//!   after `exec` ([`containment`](super::containment)), refuses those.
 //!
 //! Everything here that runs in the child is async-signal-safe: the filter is
 //! compiled in the parent, before `fork`.

@@ -32,11 +32,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch, Notify};
 
+use super::containment::{Containment, Fences};
 use super::protocol::{
     decode_handshake, read_body_async, read_frame_async, write_frame_async, HostMessage,
     WorkerMessage, PROTOCOL_VERSION, WORKER_CHANNEL_FD,
 };
-use super::{namespace, sandbox};
+use super::sandbox;
 use crate::loader::Refusal;
 
 use super::{Driver, DriverRequest, DriverResponse, DriverSettings, DriverStatus, Isolation};
@@ -94,7 +95,7 @@ struct Worker {
     /// until the handshake names the worker proper inside its PID namespace.
     pid: Arc<AtomicU32>,
     /// How its processes are contained (from the handshake).
-    containment: std::sync::OnceLock<String>,
+    containment: std::sync::OnceLock<Containment>,
     label: Label,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     pending: Mutex<HashMap<u64, oneshot::Sender<DriverResult<DriverResponse>>>>,
@@ -429,6 +430,10 @@ async fn spawn(
     cmd.args(super::worker::worker_args(
         WORKER_CHANNEL_FD,
         settings.max_answer_bytes(),
+        Fences {
+            pid_namespace: settings.pid_namespace,
+            signal_scope: settings.signal_filter,
+        },
         path,
     ))
     .stdin(Stdio::null())
@@ -629,11 +634,8 @@ async fn spawn(
             }
             *lock(&log_label) = info.name.to_string();
             worker.pid.store(proper_pid, Ordering::SeqCst);
-            if containment != namespace::CONTAINED {
-                tracing::warn!(
-                    driver = %info.name,
-                    "worker {containment}: if this host is killed with SIGKILL, processes the driver started outlive it; run the host under a service manager that ends its whole control group (systemd's default KillMode=control-group)"
-                );
+            if let Some(warning) = containment.warning() {
+                tracing::warn!(driver = %info.name, "{warning}");
             }
             let _ = worker.containment.set(containment);
             info
@@ -927,7 +929,7 @@ impl Driver for WorkerDriver {
         lock(&self.supervisor.state)
             .worker
             .as_ref()
-            .and_then(|w| w.containment.get().cloned())
+            .and_then(|w| w.containment.get().map(ToString::to_string))
     }
 
     async fn status_changed(&self) -> bool {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use southbound_sdk::SDK_VERSION;
 
+use super::containment::{Containment, Fences};
 use super::dispatch;
 use super::namespace;
 use super::protocol::{
@@ -101,19 +102,23 @@ fn channel_broken(what: &str, e: &std::io::Error) -> ! {
 pub const WORKER_ARG: &str = "__worker";
 
 /// The worker's command line after the executable: `__worker --channel-fd
-/// <fd> --max-answer <bytes> <driver file>`. The one definition, used by the
-/// supervisor to spawn and by [`run_if_worker`] to parse.
+/// <fd> --max-answer <bytes> --fences <fences> <driver file>`. The one
+/// definition, used by the supervisor to spawn and by [`run_if_worker`] to
+/// parse.
 pub fn worker_args(
     channel_fd: i32,
     max_answer: usize,
+    fences: Fences,
     driver_file: &Path,
-) -> [std::ffi::OsString; 6] {
+) -> [std::ffi::OsString; 8] {
     [
         WORKER_ARG.into(),
         "--channel-fd".into(),
         channel_fd.to_string().into(),
         "--max-answer".into(),
         max_answer.to_string().into(),
+        "--fences".into(),
+        fences.to_arg().into(),
         driver_file.as_os_str().to_owned(),
     ]
 }
@@ -130,24 +135,28 @@ pub fn run_if_worker() -> Option<ExitCode> {
     let rest: Vec<_> = args.collect();
     let number = |text: &std::ffi::OsString| text.to_str().and_then(|t| t.parse::<usize>().ok());
     let parsed = match rest.as_slice() {
-        [fd_flag, fd, max_flag, max, file]
-            if fd_flag == "--channel-fd" && max_flag == "--max-answer" =>
+        [fd_flag, fd, max_flag, max, fences_flag, fences, file]
+            if fd_flag == "--channel-fd"
+                && max_flag == "--max-answer"
+                && fences_flag == "--fences" =>
         {
+            let fences = fences.to_str().and_then(Fences::from_arg);
             number(fd)
                 .and_then(|fd| i32::try_from(fd).ok())
                 .zip(number(max))
-                .map(|(fd, max)| (fd, max, Path::new(file)))
+                .zip(fences)
+                .map(|((fd, max), fences)| (fd, max, fences, Path::new(file)))
         }
         _ => None,
     };
     Some(match parsed {
-        Some((fd, max, file)) => {
-            let contained = namespace::enter(&[fd, libc::STDOUT_FILENO, libc::STDERR_FILENO]);
-            run(file, fd, max, &namespace::describe(&contained))
+        Some((fd, max, fences, file)) => {
+            let containment = fences.enter(&[fd, libc::STDOUT_FILENO, libc::STDERR_FILENO]);
+            run(file, fd, max, containment)
         }
         None => {
             eprintln!(
-                "southbound-driver ERROR {WORKER_ARG} is started by the host: {WORKER_ARG} --channel-fd FD --max-answer BYTES DRIVER_FILE"
+                "southbound-driver ERROR {WORKER_ARG} is started by the host: {WORKER_ARG} --channel-fd FD --max-answer BYTES --fences FENCES DRIVER_FILE"
             );
             ExitCode::FAILURE
         }
@@ -157,7 +166,12 @@ pub fn run_if_worker() -> Option<ExitCode> {
 /// Runs the worker; returns its exit code. Answers over `max_answer` bytes
 /// are not sent: the call gets an error saying so instead. `containment`
 /// goes into the handshake.
-pub fn run(driver_file: &Path, channel_fd: i32, max_answer: usize, containment: &str) -> ExitCode {
+pub fn run(
+    driver_file: &Path,
+    channel_fd: i32,
+    max_answer: usize,
+    containment: Containment,
+) -> ExitCode {
     // Move the channel out of the way (close-on-exec, so children the driver
     // spawns do not hold it open either).
     // SAFETY: fcntl/close on the descriptor the host handed us.
@@ -205,7 +219,7 @@ pub fn run(driver_file: &Path, channel_fd: i32, max_answer: usize, containment: 
         sdk_version: SDK_VERSION.into(),
         info,
         pid: namespace::host_pid(),
-        containment: containment.into(),
+        containment,
     })
     .is_err()
     {
