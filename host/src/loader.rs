@@ -119,6 +119,14 @@ pub enum Refusal {
         /// The file loaded first.
         file: String,
     },
+    /// Loaded in-process, it did not finish loading within the load
+    /// timeout (its loading thread is left behind: code that still runs
+    /// cannot be unloaded).
+    #[error("did not finish loading within {seconds} s (in-process: its loading thread is left behind until the host exits)")]
+    LoadTimedOut {
+        /// The load timeout (`load_timeout_secs`).
+        seconds: u64,
+    },
     /// The worker process could not serve it (died while loading, did not
     /// answer in time, spoke another protocol).
     #[error("{error}")]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use southbound_host::catalog::{Catalog, PluginStatus};
-use southbound_host::isolation::{Driver, DriverExt, DriverSettings, DriverStatus};
+use southbound_host::isolation::{Driver, DriverExt, DriverSettings, DriverStatus, Isolation};
 use southbound_sdk::{CallContext, ErrorKind, ProviderScan, Secret, StorageProvider};
 
 fn quick_settings() -> DriverSettings {
@@ -830,44 +830,53 @@ async fn a_worker_killed_from_outside_fails_its_calls_with_the_cause() {
 }
 
 /// A driver that hangs while loading is refused when its load timeout
-/// expires, its worker gone; the drivers beside it load (in parallel) and
-/// answer.
+/// expires (its worker gone, or in-process its loading thread left behind);
+/// the drivers beside it load (in parallel) and answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_hanging_at_load_is_refused_and_the_others_serve() {
     let plugins = support::plugins_dir(&["hello-driver"]);
     let hanging = plugins.path().join("libhang_on_load.so");
     std::fs::copy(support::plugin_path("misbehaving-driver"), &hanging).unwrap();
-    let settings = DriverSettings {
-        handshake_timeout: Duration::from_secs(2),
-        ..quick_settings()
-    };
-    let catalog = Catalog::load(plugins.path(), support::policy(settings))
-        .await
-        .unwrap();
-    let entries = catalog.entries();
-    let hang = entries
-        .iter()
-        .find(|e| e.path == hanging)
-        .expect("the hanging file is listed");
-    let PluginStatus::Refused { message, .. } = &hang.status else {
-        panic!("{:?}", hang.status);
-    };
-    assert_eq!(
-        message,
-        "the worker did not finish loading the driver within 2 s"
-    );
-    let hello = catalog.driver("hello").expect("hello-driver serves");
-    let data = tempfile::tempdir().unwrap();
-    let array = support::hello_array(data.path(), 2);
-    hello
-        .scan_provider(
-            ctx(Duration::from_secs(10)),
-            &provider(&array.to_string_lossy(), "s3cret"),
-        )
-        .await
-        .expect("hello answers");
-    wait_no_worker_of(&hanging).await;
-    catalog.shutdown().await;
+    for (isolation, refusal) in [
+        (
+            Isolation::Worker,
+            "the worker did not finish loading the driver within 2 s",
+        ),
+        (
+            Isolation::InProcess,
+            "did not finish loading within 2 s (in-process: its loading thread is left behind until the host exits)",
+        ),
+    ] {
+        let settings = DriverSettings {
+            isolation,
+            handshake_timeout: Duration::from_secs(2),
+            ..quick_settings()
+        };
+        let catalog = Catalog::load(plugins.path(), support::policy(settings))
+            .await
+            .unwrap();
+        let entries = catalog.entries();
+        let hang = entries
+            .iter()
+            .find(|e| e.path == hanging)
+            .expect("the hanging file is listed");
+        let PluginStatus::Refused { message, .. } = &hang.status else {
+            panic!("{isolation}: {:?}", hang.status);
+        };
+        assert_eq!(message, refusal, "{isolation}");
+        let hello = catalog.driver("hello").expect("hello-driver serves");
+        let data = tempfile::tempdir().unwrap();
+        let array = support::hello_array(data.path(), 2);
+        hello
+            .scan_provider(
+                ctx(Duration::from_secs(10)),
+                &provider(&array.to_string_lossy(), "s3cret"),
+            )
+            .await
+            .expect("hello answers");
+        wait_no_worker_of(&hanging).await;
+        catalog.shutdown().await;
+    }
 }
 
 /// Waits until no process runs a worker for `file` (its command line names it).

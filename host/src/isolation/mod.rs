@@ -161,7 +161,7 @@ pub async fn start(
 ) -> Result<std::sync::Arc<dyn Driver>, crate::loader::Refusal> {
     Ok(match settings.isolation {
         Isolation::InProcess => {
-            let (driver, info) = crate::loader::load_library(path)?;
+            let (driver, info) = in_process::load(path, settings.handshake_timeout).await?;
             std::sync::Arc::new(InProcessDriver::new(driver, info))
         }
         Isolation::Worker => {
