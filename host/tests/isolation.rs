@@ -68,8 +68,14 @@ async fn wait_for_new_worker(driver: &Arc<dyn Driver>, old_pid: Option<u32>) -> 
 }
 
 fn process_exists(pid: u32) -> bool {
-    // A zombie has no cmdline; it is dead for our purposes.
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+    // A zombie is dead for our purposes. (Not an empty cmdline: a process
+    // in the middle of exec shows one too.) The state follows the command
+    // name, which may itself hold spaces and parentheses.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
 }
 
 async fn wait_gone(pid: u32) {
