@@ -8,8 +8,10 @@
 //!   a new worker serving, with the restart backoff pinned to 1 ms (in
 //!   production the first restart waits 200 ms, doubling per crash up to 30 s);
 //! - `largest_answer` (printed): the host's peak memory growth (`VmHWM`)
-//!   while a worker sends a 20 MiB answer (misbehaving-driver's `big-answer`)
-//!   and while one claims a 1 GiB frame (`huge-length`, refused unread).
+//!   while a worker sends the largest answer the default `max_answer_mib`
+//!   (64) allows (misbehaving-driver's `big-answer:63`: 63 MiB of text, the
+//!   frame just under 64 MiB), and while one claims a 1 GiB frame
+//!   (`huge-length`, refused unread).
 //!
 //! The in-process/worker ratio of a full ScaleIO discovery is in `benches/scaleio.rs`.
 //!
@@ -115,7 +117,7 @@ fn main() {
 
     let catalog = runtime.block_on(support::catalog(plugins.path(), Isolation::Worker));
     let bad = catalog.driver("misbehaving").expect("driver");
-    for behaviour in ["big-answer", "huge-length"] {
+    for behaviour in ["big-answer:63", "huge-length"] {
         let before = support::peak_memory_kib();
         let ctx = CallContext::with_timeout("bench", Duration::from_secs(30));
         let provider = StorageProvider {
