@@ -76,7 +76,7 @@ pub struct DriverSettings {
     /// Longest a worker may take to load its driver.
     pub handshake_timeout: Duration,
     /// Largest answer a worker may send, MiB (a `large` ScaleIO system's
-    /// biggest answer is a few MiB).
+    /// biggest answer, its 2,048 hosts, is under 300 KiB).
     pub max_answer_mib: u64,
     /// Refuse signals a worker aims outside itself: at the host (seccomp;
     /// see `sandbox`) and at any other process (Landlock; see `containment`).
