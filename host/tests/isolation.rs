@@ -26,6 +26,20 @@ fn quick_settings() -> DriverSettings {
     }
 }
 
+/// The drivers of `plugins` (hello-driver and misbehaving-driver among them)
+/// under `settings`: the catalog, hello, and misbehaving.
+async fn hello_and_misbehaving(
+    plugins: &Path,
+    settings: DriverSettings,
+) -> (Catalog, Arc<dyn Driver>, Arc<dyn Driver>) {
+    let catalog = Catalog::load(plugins, support::policy(settings))
+        .await
+        .unwrap();
+    let hello = catalog.driver("hello").unwrap();
+    let bad = catalog.driver("misbehaving").unwrap();
+    (catalog, hello, bad)
+}
+
 fn provider(host: &str, password: &str) -> StorageProvider {
     StorageProvider {
         host: host.into(),
@@ -115,11 +129,7 @@ async fn every_misbehaviour_is_contained_and_the_worker_comes_back() {
     let array = support::hello_array(data.path(), 4)
         .to_string_lossy()
         .into_owned();
-    let catalog = Catalog::load(plugins.path(), support::policy(quick_settings()))
-        .await
-        .unwrap();
-    let hello = catalog.driver("hello").unwrap();
-    let bad = catalog.driver("misbehaving").unwrap();
+    let (catalog, hello, bad) = hello_and_misbehaving(plugins.path(), quick_settings()).await;
     let host_pid = std::process::id();
     let hello_pid = hello.worker_pid().expect("hello runs in a worker");
     assert_ne!(hello_pid, host_pid);
@@ -235,11 +245,7 @@ async fn hostile_drivers_are_fenced_in() {
         max_answer_mib: 16,
         ..quick_settings()
     };
-    let catalog = Catalog::load(plugins.path(), support::policy(settings))
-        .await
-        .unwrap();
-    let hello = catalog.driver("hello").unwrap();
-    let bad = catalog.driver("misbehaving").unwrap();
+    let (catalog, hello, bad) = hello_and_misbehaving(plugins.path(), settings).await;
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let neighbour = keep_calling(
@@ -416,11 +422,7 @@ async fn without_a_pid_namespace_landlock_keeps_signals_in() {
             signal_filter,
             ..quick_settings()
         };
-        let catalog = Catalog::load(plugins.path(), support::policy(settings))
-            .await
-            .unwrap();
-        let hello = catalog.driver("hello").unwrap();
-        let bad = catalog.driver("misbehaving").unwrap();
+        let (catalog, hello, bad) = hello_and_misbehaving(plugins.path(), settings).await;
         let hello_worker = wait_for_new_worker(&hello, None).await;
         let containment = bad.containment().expect("a worker's containment");
         let err = scan(&bad, &format!("kill-pid:{hello_worker}"), long)
