@@ -353,12 +353,13 @@ async fn the_console_shows_the_inventory_and_registers_providers() {
         .send_keys("junk")
         .await
         .expect("type");
-    form("section[aria-labelledby=register] button[type=submit]")
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("submit");
+    // Read only once the answer has replaced the form's page (reading at
+    // once could catch the form itself: a CI failure).
+    click_and_load(
+        &browser,
+        "section[aria-labelledby=register] button[type=submit]",
+    )
+    .await;
     let refused = text(&browser).await;
     assert!(refused.contains("ca_certificate_pem"), "{refused}");
     let source = browser.source().await.expect("source");
