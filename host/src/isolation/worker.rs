@@ -267,9 +267,9 @@ pub fn run(
                         }
                     }
                     drop(channel);
-                    // Freed only now: freeing a large answer (thousands of
-                    // objects) takes as long as encoding it, and the host
-                    // decodes meanwhile.
+                    // Freed only now, off the host's wait: freeing a large
+                    // answer (thousands of objects) takes longer than
+                    // encoding it, and the host decodes meanwhile.
                     drop(reply);
                     let (count, done) = &*in_flight;
                     *count
