@@ -9,6 +9,7 @@
 //! mode = "worker"             # or "in-process"
 //! call_timeout_secs = 300
 //! memory_limit_mib = 2048
+//! memory_cgroup = true        # else an address-space limit
 //! shutdown_grace_secs = 5
 //!
 //! [drivers."scaleio-driver"]  # one driver, by name; unset keys inherit [isolation]
@@ -109,6 +110,8 @@ pub struct IsolationConfig {
     pub call_timeout_secs: Option<u64>,
     /// Worker memory limit, MiB.
     pub memory_limit_mib: Option<u64>,
+    /// Bound workers' memory with a cgroup where possible; default on.
+    pub memory_cgroup: Option<bool>,
     /// Grace period for stopping workers, seconds.
     pub shutdown_grace_secs: Option<u64>,
     /// Longest a worker may take to load its driver, seconds.
@@ -134,6 +137,9 @@ impl IsolationConfig {
         }
         if let Some(m) = self.memory_limit_mib {
             settings.memory_limit_mib = m;
+        }
+        if let Some(c) = self.memory_cgroup {
+            settings.memory_cgroup = c;
         }
         if let Some(g) = self.shutdown_grace_secs {
             settings.shutdown_grace = secs(g);
@@ -274,6 +280,7 @@ mod tests {
             call_timeout_secs = 30
             memory_limit_mib = 512
             [drivers."scaleio-driver"]
+            memory_cgroup = false
             mode = "in-process"
             call_timeout_secs = 90
             shutdown_grace_secs = 2
@@ -289,6 +296,7 @@ mod tests {
         assert_eq!(scaleio.isolation, Isolation::InProcess);
         assert_eq!(scaleio.call_timeout, Duration::from_secs(90));
         assert_eq!(scaleio.memory_limit_mib, 512);
+        assert!(!scaleio.memory_cgroup);
         assert_eq!(scaleio.shutdown_grace, Duration::from_secs(2));
         assert_eq!(
             policy.settings_for("old-style").isolation,

@@ -297,13 +297,14 @@ async fn hostile_drivers_are_fenced_in() {
             "Operation not permitted",
             false,
         ),
-        // The address-space limit holds for shared memory too.
+        // The memory cgroup counts shared memory too (see
+        // `the_memory_limit_holds_for_shared_memory_under_either_fence`).
         (
             "shm",
             long,
             ErrorKind::Internal,
-            "mmap of 512 MiB shared memory failed",
-            false,
+            "ran out of memory (limit 256 MiB) and was killed by signal 9 (SIGKILL)",
+            true,
         ),
         // Oversized answers are refused by the worker, naming the setting.
         (
@@ -406,6 +407,112 @@ async fn hostile_drivers_are_fenced_in() {
         "the neighbour kept answering"
     );
     catalog.shutdown().await;
+}
+
+/// The directory of the memory cgroup of its own that worker `pid` runs in
+/// (`southbound-worker-...`), if it runs in one.
+fn worker_memory_cgroup(pid: u32) -> Option<std::path::PathBuf> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    southbound_host::isolation::memory::locate(&cgroups, &mountinfo)
+        .into_iter()
+        .map(|parent| parent.dir)
+        .find(|dir| {
+            dir.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("southbound-worker-"))
+        })
+}
+
+/// The memory limit bounds what a worker really uses, shared mappings
+/// included, under either fence, and `drivers list` says which is in force:
+/// - a memory cgroup of its own (the default where the host can make one, as
+///   on the machines CI runs on): the kernel kills the worker at the limit,
+///   the cause is named, and the cgroup goes with the worker;
+/// - `memory_cgroup = false`: the address-space limit refuses the mapping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_limit_holds_for_shared_memory_under_either_fence() {
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 4)
+        .to_string_lossy()
+        .into_owned();
+    let long = Duration::from_secs(30);
+    for memory_cgroup in [true, false] {
+        let settings = DriverSettings {
+            memory_cgroup,
+            ..quick_settings()
+        };
+        let (catalog, hello, bad) = hello_and_misbehaving(plugins.path(), settings).await;
+        let shown: Vec<Option<String>> = catalog
+            .entries()
+            .into_iter()
+            .map(|entry| entry.memory_limit)
+            .collect();
+        let worker = bad.worker_pid().expect("a worker");
+        let cgroup = worker_memory_cgroup(worker).map(|dir| {
+            let limit = ["memory.limit_in_bytes", "memory.max"]
+                .iter()
+                .find_map(|file| std::fs::read_to_string(dir.join(file)).ok());
+            (dir, limit)
+        });
+        for behaviour in ["shm", "allocate"] {
+            let before = wait_for_new_worker(&bad, None).await;
+            let err = scan(&bad, behaviour, long).await.unwrap_err();
+            let lives = !memory_cgroup && behaviour == "shm";
+            let expected = if lives {
+                "mmap of 512 MiB shared memory failed: Cannot allocate memory"
+            } else {
+                "ran out of memory (limit 256 MiB)"
+            };
+            assert!(
+                err.message.contains(expected),
+                "{behaviour}, memory_cgroup = {memory_cgroup}: '{err}' should hold '{expected}'"
+            );
+            if lives {
+                assert_eq!(bad.worker_pid(), Some(before), "the worker lives on");
+            } else {
+                wait_gone(before).await;
+            }
+        }
+        if memory_cgroup {
+            assert!(
+                shown.iter().all(|s| s
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with("256 MiB memory (cgroup v"))),
+                "{shown:?}"
+            );
+            // Killed by the kernel at the cgroup's limit, not by malloc failing.
+            let err = scan(&bad, "shm", long).await.unwrap_err();
+            assert!(err.message.contains("SIGKILL"), "{err}");
+            let (cgroup, limit) =
+                cgroup.expect("the first worker ran in a memory cgroup of its own");
+            assert_eq!(limit.as_deref().map(str::trim), Some("268435456"));
+            // Removed once its worker was gone.
+            let started = Instant::now();
+            while cgroup.exists() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "{} is left behind",
+                    cgroup.display()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        } else {
+            assert_eq!(
+                shown,
+                vec![Some("256 MiB address space (RLIMIT_AS)".to_string()); shown.len()]
+            );
+            assert_eq!(cgroup, None);
+        }
+        // The well-behaved driver beside it was never touched.
+        hello
+            .scan_provider(ctx(long), &provider(&array, "s3cret"))
+            .await
+            .expect("hello answers");
+        assert_eq!(hello.restarts(), 0);
+        catalog.shutdown().await;
+    }
 }
 
 /// Without a PID namespace (`pid_namespace = false`, or a kernel that

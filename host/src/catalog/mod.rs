@@ -189,8 +189,8 @@ pub struct PluginEntry {
     pub worker_pid: Option<u32>,
     /// How many times its worker has been restarted.
     pub restarts: u64,
-    /// The memory bound in force for its worker, e.g. `2048 MiB address
-    /// space (RLIMIT_AS)`; none in-process.
+    /// The memory bound in force for its worker, e.g. `2048 MiB memory
+    /// (cgroup v1)` or `2048 MiB address space (RLIMIT_AS)`; none in-process.
     pub memory_limit: Option<String>,
     /// How its worker's processes are contained: `PID namespace`, or the
     /// process group only and why; none in-process.
@@ -582,49 +582,41 @@ impl Catalog {
             .files
             .iter()
             .map(|f| {
-                let (status, isolation, worker_pid, restarts, containment) = match &f.outcome {
-                    Outcome::Refused(reason, info) => (
-                        PluginStatus::Refused {
-                            reason: reason.clone(),
-                            message: reason.to_string(),
-                            info: info.clone(),
-                        },
-                        None,
-                        None,
-                        0,
-                        None,
-                    ),
-                    Outcome::Loaded(driver) => {
-                        let info = Box::new(driver.info().clone());
-                        let status = match driver.status() {
-                            DriverStatus::Ready => PluginStatus::Loaded { info },
-                            DriverStatus::Restarting { last_crash } => {
-                                PluginStatus::Restarting { info, last_crash }
-                            }
-                            DriverStatus::Quarantined { reason } => {
-                                PluginStatus::Quarantined { info, reason }
-                            }
-                        };
-                        (
-                            status,
-                            Some(driver.isolation()),
-                            driver.worker_pid(),
-                            driver.restarts(),
-                            driver.containment(),
-                        )
-                    }
-                };
-                let memory_limit = (isolation == Some(Isolation::Worker)).then(|| {
-                    let settings = status
-                        .info()
-                        .map(|i| self.policy.settings_for(&i.name))
-                        .unwrap_or(&self.policy.defaults);
-                    format!(
-                        "{} MiB {}",
-                        settings.memory_limit_mib,
-                        crate::isolation::sandbox::MEMORY_LIMIT_KIND
-                    )
-                });
+                let (status, isolation, worker_pid, restarts, memory_limit, containment) =
+                    match &f.outcome {
+                        Outcome::Refused(reason, info) => (
+                            PluginStatus::Refused {
+                                reason: reason.clone(),
+                                message: reason.to_string(),
+                                info: info.clone(),
+                            },
+                            None,
+                            None,
+                            0,
+                            None,
+                            None,
+                        ),
+                        Outcome::Loaded(driver) => {
+                            let info = Box::new(driver.info().clone());
+                            let status = match driver.status() {
+                                DriverStatus::Ready => PluginStatus::Loaded { info },
+                                DriverStatus::Restarting { last_crash } => {
+                                    PluginStatus::Restarting { info, last_crash }
+                                }
+                                DriverStatus::Quarantined { reason } => {
+                                    PluginStatus::Quarantined { info, reason }
+                                }
+                            };
+                            (
+                                status,
+                                Some(driver.isolation()),
+                                driver.worker_pid(),
+                                driver.restarts(),
+                                driver.memory_limit(),
+                                driver.containment(),
+                            )
+                        }
+                    };
                 PluginEntry {
                     path: f.path.clone(),
                     sha256: f.sha256.clone(),

@@ -13,10 +13,14 @@
 //! - `worker`: the worker process (`southbound __worker`).
 //! - `supervisor`: the host side: spawn, deadlines, crash causes, restart
 //!   with backoff, quarantine, retirement.
+//! - `sandbox`, `memory`, `containment`, `namespace`: what fences a worker
+//!   in (process group and seccomp; memory cgroup or address-space limit;
+//!   Landlock and its PID namespace).
 
 mod calls;
 pub mod containment;
 mod in_process;
+pub mod memory;
 pub mod namespace;
 pub mod protocol;
 pub mod sandbox;
@@ -61,8 +65,11 @@ pub struct DriverSettings {
     pub isolation: Isolation,
     /// Longest a call may take; past it the worker is killed.
     pub call_timeout: Duration,
-    /// Memory (address space) a worker may use, MiB.
+    /// Memory a worker may use, MiB (see `memory`).
     pub memory_limit_mib: u64,
+    /// Bound it with a memory cgroup where the host can make one (else,
+    /// or when false, with an address-space limit).
+    pub memory_cgroup: bool,
     /// How long a stopping worker gets to finish before it is killed.
     pub shutdown_grace: Duration,
     /// First restart delay after a worker dies; doubles up to `restart_backoff_max`.
@@ -98,6 +105,7 @@ impl Default for DriverSettings {
             isolation: Isolation::Worker,
             call_timeout: Duration::from_secs(300),
             memory_limit_mib: 2048,
+            memory_cgroup: true,
             shutdown_grace: Duration::from_secs(5),
             restart_backoff: Duration::from_millis(200),
             restart_backoff_max: Duration::from_secs(30),
@@ -197,6 +205,12 @@ pub trait Driver: Send + Sync {
     /// How the driver's worker processes are contained (`PID namespace`, or
     /// the process group only and why), if it runs in one.
     fn containment(&self) -> Option<String> {
+        None
+    }
+
+    /// How the driver's worker's memory is bounded (`256 MiB memory (cgroup
+    /// v1)`), if it runs in one.
+    fn memory_limit(&self) -> Option<String> {
         None
     }
 

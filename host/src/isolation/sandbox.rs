@@ -3,9 +3,8 @@
 //! - its own session and process group (`setsid`): a driver's `kill(0, ..)`
 //!   reaches only its own processes, and the host kills the whole group when
 //!   the worker ends, so what a driver started ends with it;
-//! - an address-space limit (`RLIMIT_AS`, which shared mappings cannot
-//!   escape, unlike `RLIMIT_DATA`), with glibc's malloc arenas capped so that
-//!   the limit measures memory rather than reservations;
+//! - its memory bound: it joins its memory cgroup, or gets an address-space
+//!   limit ([`memory`](super::memory) says which and why);
 //! - a seccomp filter (seccompiler) refusing, with `EPERM`, the signals aimed
 //!   at the host: `kill`/`tkill`/`tgkill`/`rt_(tg)sigqueueinfo` of its pid,
 //!   `kill(-1)` and `kill` of its process group, `pidfd_open` of its pid.
@@ -22,13 +21,6 @@ use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule,
 };
-
-/// How the worker's memory is bounded, for `drivers list`.
-pub const MEMORY_LIMIT_KIND: &str = "address space (RLIMIT_AS)";
-
-/// glibc malloc arenas in a worker: each reserves 64 MiB of address space,
-/// which would otherwise count against the limit without being used.
-pub const MALLOC_ARENAS: &str = "2";
 
 /// The seccomp program refusing signals aimed at the host (`host_pid`, its
 /// process group `host_pgid`).

@@ -33,6 +33,7 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::containment::{Containment, Fences};
+use super::memory::{MemoryFence, WorkerCgroup, MALLOC_ARENAS};
 use super::protocol::{
     decode_handshake, read_body_async, read_frame_async, write_frame_async, HostMessage,
     WorkerMessage, PROTOCOL_VERSION, WORKER_CHANNEL_FD,
@@ -96,6 +97,8 @@ struct Worker {
     pid: Arc<AtomicU32>,
     /// How its processes are contained (from the handshake).
     containment: std::sync::OnceLock<Containment>,
+    /// How its memory is bounded, as `drivers list` shows it.
+    memory_limit: String,
     label: Label,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     pending: Mutex<HashMap<u64, oneshot::Sender<DriverResult<DriverResponse>>>>,
@@ -414,7 +417,16 @@ async fn spawn(
         .map_err(|e| worker_refusal(format!("cannot create the worker channel: {e}")))?;
     let child_fd = child_end.as_raw_fd();
     let parent = std::process::id() as libc::pid_t;
-    let limit = settings.memory_limit_mib.saturating_mul(1024 * 1024) as libc::rlim_t;
+    let memory = MemoryFence::for_worker(settings.memory_limit_mib, settings.memory_cgroup);
+    let memory_limit = memory.describe(settings.memory_limit_mib);
+    // What the child does with it: join the cgroup, or limit its address space.
+    let (cgroup_procs, address_space) = match &memory {
+        MemoryFence::Cgroup(cgroup) => (Some(cgroup.procs().to_owned()), None),
+        MemoryFence::AddressSpace => (
+            None,
+            Some(settings.memory_limit_mib.saturating_mul(1024 * 1024) as libc::rlim_t),
+        ),
+    };
 
     let filter = if settings.signal_filter {
         // SAFETY: getpgrp(2) cannot fail.
@@ -426,7 +438,9 @@ async fn spawn(
         None
     };
     let mut cmd = tokio::process::Command::new(exe);
-    cmd.env("MALLOC_ARENA_MAX", sandbox::MALLOC_ARENAS);
+    if address_space.is_some() {
+        cmd.env("MALLOC_ARENA_MAX", MALLOC_ARENAS);
+    }
     cmd.args(super::worker::worker_args(
         WORKER_CHANNEL_FD,
         settings.max_answer_bytes(),
@@ -457,12 +471,17 @@ async fn spawn(
             if libc::getppid() != parent {
                 libc::_exit(1);
             }
-            let rlimit = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &rlimit) == -1 {
-                return Err(std::io::Error::last_os_error());
+            if let Some(procs) = &cgroup_procs {
+                WorkerCgroup::join(procs)?;
+            }
+            if let Some(limit) = address_space {
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &rlimit) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             // Its own session and process group (see `sandbox`).
             if libc::setsid() == -1 {
@@ -474,9 +493,18 @@ async fn spawn(
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| worker_refusal(format!("cannot start a worker ({}): {e}", exe.display())))?;
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            if let MemoryFence::Cgroup(cgroup) = memory {
+                cgroup.end().await;
+            }
+            return Err(worker_refusal(format!(
+                "cannot start a worker ({}): {e}",
+                exe.display()
+            )));
+        }
+    };
     drop(child_end);
     let pid = child.id().unwrap_or(0);
     let served_by = Arc::new(AtomicU32::new(pid));
@@ -514,6 +542,7 @@ async fn spawn(
     let worker = Arc::new(Worker {
         pid: served_by,
         containment: std::sync::OnceLock::new(),
+        memory_limit,
         label: Arc::clone(&log_label),
         writer: tokio::sync::Mutex::new(writer),
         pending: Mutex::new(HashMap::new()),
@@ -545,9 +574,16 @@ async fn spawn(
         if let Some(task) = stderr_task {
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
         }
+        let mut killed_for_memory = false;
+        if let MemoryFence::Cgroup(cgroup) = memory {
+            killed_for_memory = cgroup.oom_kills() > 0;
+            // Before the exit is published: a host that stops once its
+            // workers have exited leaves no cgroup behind.
+            cgroup.end().await;
+        }
         let mut cause = describe_exit(
             status,
-            out_of_memory.load(Ordering::SeqCst),
+            out_of_memory.load(Ordering::SeqCst) || killed_for_memory,
             memory_limit_mib,
         );
         if let Some(reason) = &killed_because {
@@ -930,6 +966,13 @@ impl Driver for WorkerDriver {
             .worker
             .as_ref()
             .and_then(|w| w.containment.get().map(ToString::to_string))
+    }
+
+    fn memory_limit(&self) -> Option<String> {
+        lock(&self.supervisor.state)
+            .worker
+            .as_ref()
+            .map(|w| w.memory_limit.clone())
     }
 
     async fn status_changed(&self) -> bool {
