@@ -545,6 +545,13 @@ async fn without_a_pid_namespace_landlock_keeps_signals_in() {
             assert_eq!(hello.worker_pid(), Some(hello_worker));
             let err = scan(&bad, "kill-parent", long).await.unwrap_err();
             assert!(err.message.contains("Operation not permitted"), "{err}");
+            // A daemon that left the worker's process group still ends with
+            // the worker: the host empties the worker's memory cgroup.
+            let daemon = child_pid(&scan(&bad, "daemon", long).await.unwrap());
+            assert!(process_exists(daemon));
+            let err = scan(&bad, "exit", long).await.unwrap_err();
+            assert!(err.message.contains("exited with code 3"), "{err}");
+            wait_gone(daemon).await;
         } else {
             assert!(
                 containment.ends_with("signals not scoped (turned off (signal_filter = false))"),
