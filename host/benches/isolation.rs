@@ -2,8 +2,10 @@
 //! - `empty_call/<isolation>`: round trip of a call that does nothing
 //!   (misbehaving-driver's `discover_pools` with behaviour `ok`: no I/O, an
 //!   empty answer), in-process and through a worker;
-//! - `worker_start`: spawning a worker for hello-driver up to its handshake
-//!   (process start, library load, DriverInfo);
+//! - `worker_start/memory_cgroup=<bool>`: spawning a worker for hello-driver
+//!   up to its handshake (process start, library load, DriverInfo), with a
+//!   memory cgroup of its own (made and removed per worker) and with an
+//!   address-space limit; the fence in force is printed;
 //! - `restart_after_crash` (printed): from a call that segfaults the worker to
 //!   a new worker serving, with the restart backoff pinned to 1 ms (in
 //!   production the first restart waits 200 ms, doubling per crash up to 30 s);
@@ -62,20 +64,35 @@ fn main() {
 
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_southbound"));
     let hello = plugins.path().join("libhello_driver.so");
-    criterion.bench_function("worker_start", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                let driver = runtime
-                    .block_on(WorkerDriver::start(exe, &hello, DriverSettings::default()))
-                    .expect("worker starts");
-                total += start.elapsed();
-                runtime.block_on(driver.retire());
-            }
-            total
-        })
-    });
+    let mut group = criterion.benchmark_group("worker_start");
+    for memory_cgroup in [true, false] {
+        let settings = DriverSettings {
+            memory_cgroup,
+            ..DriverSettings::default()
+        };
+        let start_one = || {
+            runtime
+                .block_on(WorkerDriver::start(exe, &hello, settings.clone()))
+                .expect("worker starts")
+        };
+        let probe = start_one();
+        let fence = probe.memory_limit().expect("a worker's memory limit");
+        runtime.block_on(probe.retire());
+        println!("worker_start/memory_cgroup={memory_cgroup}: {fence}");
+        group.bench_function(BenchmarkId::new("memory_cgroup", memory_cgroup), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let driver = start_one();
+                    total += start.elapsed();
+                    runtime.block_on(driver.retire());
+                }
+                total
+            })
+        });
+    }
+    group.finish();
 
     let mut policy = support::policy(DriverSettings::default());
     // Backoff pinned to 1 ms: consecutive crashes would otherwise double it
