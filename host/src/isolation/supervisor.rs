@@ -416,17 +416,15 @@ async fn spawn(
     let (host_end, child_end) = std::os::unix::net::UnixStream::pair()
         .map_err(|e| worker_refusal(format!("cannot create the worker channel: {e}")))?;
     let child_fd = child_end.as_raw_fd();
+    // Everything that can fail is done before the memory cgroup is made: from
+    // the spawn on, the waiter owns the process and its cgroup.
+    host_end
+        .set_nonblocking(true)
+        .map_err(|e| worker_refusal(format!("cannot use the worker channel: {e}")))?;
+    let stream = tokio::net::UnixStream::from_std(host_end)
+        .map_err(|e| worker_refusal(format!("cannot use the worker channel: {e}")))?;
+    let (mut reader, writer) = stream.into_split();
     let parent = std::process::id() as libc::pid_t;
-    let memory = MemoryFence::for_worker(settings.memory_limit_mib, settings.memory_cgroup);
-    let memory_limit = memory.describe(settings.memory_limit_mib);
-    // What the child does with it: join the cgroup, or limit its address space.
-    let (cgroup_procs, address_space) = match &memory {
-        MemoryFence::Cgroup(cgroup) => (Some(cgroup.procs().to_owned()), None),
-        MemoryFence::AddressSpace => (
-            None,
-            Some(settings.memory_limit_mib.saturating_mul(1024 * 1024) as libc::rlim_t),
-        ),
-    };
 
     let filter = if settings.signal_filter {
         // SAFETY: getpgrp(2) cannot fail.
@@ -436,6 +434,16 @@ async fn spawn(
         })?)
     } else {
         None
+    };
+    let memory = MemoryFence::for_worker(settings.memory_limit_mib, settings.memory_cgroup);
+    let memory_limit = memory.describe(settings.memory_limit_mib);
+    // What the child does with it: join the cgroup, or limit its address space.
+    let (cgroup_procs, address_space) = match &memory {
+        MemoryFence::Cgroup(cgroup) => (Some(cgroup.procs().to_owned()), None),
+        MemoryFence::AddressSpace => (
+            None,
+            Some(settings.memory_limit_mib.saturating_mul(1024 * 1024) as libc::rlim_t),
+        ),
     };
     let mut cmd = tokio::process::Command::new(exe);
     if address_space.is_some() {
@@ -529,13 +537,6 @@ async fn spawn(
             Arc::clone(&out_of_memory),
         ))
     });
-
-    host_end
-        .set_nonblocking(true)
-        .map_err(|e| worker_refusal(format!("cannot use the worker channel: {e}")))?;
-    let stream = tokio::net::UnixStream::from_std(host_end)
-        .map_err(|e| worker_refusal(format!("cannot use the worker channel: {e}")))?;
-    let (mut reader, writer) = stream.into_split();
 
     let (kill_tx, kill_rx) = oneshot::channel::<String>();
     let (exit_tx, exit_rx) = watch::channel(None);
