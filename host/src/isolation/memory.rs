@@ -293,6 +293,15 @@ impl WorkerCgroup {
                 Ok(())
             }
         });
+        // v2: an OOM kill takes the whole worker (absent before Linux 4.19).
+        let limited = limited.and_then(|()| {
+            let group = dir.join("memory.oom.group");
+            if version == CgroupVersion::V2 && group.exists() {
+                write(&group, "1")
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = limited {
             let _ = std::fs::remove_dir(&dir);
             return Err(e);

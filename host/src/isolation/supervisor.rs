@@ -577,7 +577,10 @@ async fn spawn(
         }
         let mut killed_for_memory = false;
         if let MemoryFence::Cgroup(cgroup) = memory {
-            killed_for_memory = cgroup.oom_kills() > 0;
+            // The kernel's OOM killer sends SIGKILL; a count left by a child
+            // it killed earlier does not explain another death.
+            let sigkill = status.as_ref().ok().and_then(|s| s.signal()) == Some(libc::SIGKILL);
+            killed_for_memory = sigkill && cgroup.oom_kills() > 0;
             // Before the exit is published: a host that stops once its
             // workers have exited leaves no cgroup behind.
             cgroup.end().await;
