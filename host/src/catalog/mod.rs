@@ -582,49 +582,37 @@ impl Catalog {
             .files
             .iter()
             .map(|f| {
-                let (status, isolation, worker_pid, restarts, memory_limit, containment) =
-                    match &f.outcome {
-                        Outcome::Refused(reason, info) => (
-                            PluginStatus::Refused {
-                                reason: reason.clone(),
-                                message: reason.to_string(),
-                                info: info.clone(),
-                            },
-                            None,
-                            None,
-                            0,
-                            None,
-                            None,
-                        ),
-                        Outcome::Loaded(driver) => {
-                            let info = Box::new(driver.info().clone());
-                            let status = match driver.status() {
-                                DriverStatus::Ready => PluginStatus::Loaded { info },
-                                DriverStatus::Restarting { last_crash } => {
-                                    PluginStatus::Restarting { info, last_crash }
-                                }
-                                DriverStatus::Quarantined { reason } => {
-                                    PluginStatus::Quarantined { info, reason }
-                                }
-                            };
-                            (
-                                status,
-                                Some(driver.isolation()),
-                                driver.worker_pid(),
-                                driver.restarts(),
-                                driver.memory_limit(),
-                                driver.containment(),
-                            )
-                        }
-                    };
+                let (status, driver) = match &f.outcome {
+                    Outcome::Refused(reason, info) => (
+                        PluginStatus::Refused {
+                            reason: reason.clone(),
+                            message: reason.to_string(),
+                            info: info.clone(),
+                        },
+                        None,
+                    ),
+                    Outcome::Loaded(driver) => {
+                        let info = Box::new(driver.info().clone());
+                        let status = match driver.status() {
+                            DriverStatus::Ready => PluginStatus::Loaded { info },
+                            DriverStatus::Restarting { last_crash } => {
+                                PluginStatus::Restarting { info, last_crash }
+                            }
+                            DriverStatus::Quarantined { reason } => {
+                                PluginStatus::Quarantined { info, reason }
+                            }
+                        };
+                        (status, Some(driver))
+                    }
+                };
                 PluginEntry {
                     path: f.path.clone(),
                     sha256: f.sha256.clone(),
-                    isolation,
-                    worker_pid,
-                    restarts,
-                    memory_limit,
-                    containment,
+                    isolation: driver.map(|d| d.isolation()),
+                    worker_pid: driver.and_then(|d| d.worker_pid()),
+                    restarts: driver.map_or(0, |d| d.restarts()),
+                    memory_limit: driver.and_then(|d| d.memory_limit()),
+                    containment: driver.and_then(|d| d.containment()),
                     status,
                 }
             })
