@@ -165,10 +165,6 @@ fn unescape(field: &str) -> PathBuf {
     PathBuf::from(std::ffi::OsStr::from_bytes(&out))
 }
 
-fn read(path: &Path) -> io::Result<String> {
-    std::fs::read_to_string(path)
-}
-
 fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -178,7 +174,7 @@ fn prepare(parent: &CgroupParent) -> Result<(), String> {
     let dir = &parent.dir;
     if parent.version == CgroupVersion::V2 {
         let has_memory = |file: &str| {
-            read(&dir.join(file))
+            std::fs::read_to_string(dir.join(file))
                 .map(|t| t.split_whitespace().any(|c| c == "memory"))
                 .unwrap_or(false)
         };
@@ -240,8 +236,9 @@ fn remove_stale(dir: &Path) {
 fn parent() -> &'static Result<CgroupParent, String> {
     static PARENT: OnceLock<Result<CgroupParent, String>> = OnceLock::new();
     PARENT.get_or_init(|| {
-        let cgroups = read(Path::new("/proc/self/cgroup")).map_err(|e| e.to_string())?;
-        let mountinfo = read(Path::new("/proc/self/mountinfo")).map_err(|e| e.to_string())?;
+        let cgroups = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+        let mountinfo =
+            std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
         let mut why_not = Vec::new();
         for candidate in locate(&cgroups, &mountinfo) {
             match prepare(&candidate) {
@@ -340,7 +337,7 @@ impl WorkerCgroup {
 
     /// How many times the kernel killed a process here for memory.
     pub fn oom_kills(&self) -> u64 {
-        read(&self.dir.join(self.version.events_file()))
+        std::fs::read_to_string(self.dir.join(self.version.events_file()))
             .ok()
             .and_then(|events| {
                 events.lines().find_map(|line| {
@@ -353,7 +350,7 @@ impl WorkerCgroup {
 
     /// The pids still in the cgroup.
     fn members(&self) -> Vec<libc::pid_t> {
-        read(&self.dir.join("cgroup.procs"))
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
             .map(|procs| {
                 procs
                     .lines()
