@@ -26,6 +26,18 @@ fn quick_settings() -> DriverSettings {
     }
 }
 
+/// A plugins directory with hello-driver and misbehaving-driver, and the
+/// array hello serves as the well-behaved neighbour (4 ports; its file is in
+/// the second directory, kept for the test's length).
+fn with_a_neighbour() -> (tempfile::TempDir, tempfile::TempDir, String) {
+    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    let array = support::hello_array(data.path(), 4)
+        .to_string_lossy()
+        .into_owned();
+    (plugins, data, array)
+}
+
 /// The drivers of `plugins` (hello-driver and misbehaving-driver among them)
 /// under `settings`: the catalog, hello, and misbehaving.
 async fn hello_and_misbehaving(
@@ -124,11 +136,7 @@ fn keep_calling(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_misbehaviour_is_contained_and_the_worker_comes_back() {
-    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
-    let data = tempfile::tempdir().unwrap();
-    let array = support::hello_array(data.path(), 4)
-        .to_string_lossy()
-        .into_owned();
+    let (plugins, _data, array) = with_a_neighbour();
     let (catalog, hello, bad) = hello_and_misbehaving(plugins.path(), quick_settings()).await;
     let host_pid = std::process::id();
     let hello_pid = hello.worker_pid().expect("hello runs in a worker");
@@ -236,11 +244,7 @@ fn child_pid(scan: &ProviderScan) -> u32 {
 /// beside them answers throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_drivers_are_fenced_in() {
-    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
-    let data = tempfile::tempdir().unwrap();
-    let array = support::hello_array(data.path(), 4)
-        .to_string_lossy()
-        .into_owned();
+    let (plugins, _data, array) = with_a_neighbour();
     let settings = DriverSettings {
         max_answer_mib: 16,
         ..quick_settings()
@@ -432,11 +436,7 @@ fn worker_memory_cgroup(pid: u32) -> Option<std::path::PathBuf> {
 /// - `memory_cgroup = false`: the address-space limit refuses the mapping.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_limit_holds_for_shared_memory_under_either_fence() {
-    let plugins = support::plugins_dir(&["hello-driver", "misbehaving-driver"]);
-    let data = tempfile::tempdir().unwrap();
-    let array = support::hello_array(data.path(), 4)
-        .to_string_lossy()
-        .into_owned();
+    let (plugins, _data, array) = with_a_neighbour();
     let long = Duration::from_secs(30);
     for memory_cgroup in [true, false] {
         let settings = DriverSettings {
