@@ -32,6 +32,27 @@ pub const PROTOCOL_VERSION: u32 = 3;
 /// Largest frame the host sends (calls are small; a generous bound).
 pub const MAX_CALL_FRAME: usize = 16 * 1024 * 1024;
 
+/// Send buffer the worker's end of the channel asks for, at most (the kernel
+/// caps it at `net.core.wmem_max`, 208 KiB by default, and doubles that for
+/// bookkeeping). With the default 208 KiB a `large` ScaleIO host list (about
+/// 290 KiB) took several writes, each waiting for the host to read, and
+/// the host read its last part only after the worker had moved on.
+pub const ANSWER_SEND_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Widens the send buffer of the worker's end of the channel (the
+/// worker's writes are the answers) to fit an answer of `max_answer`
+/// bytes, up to [`ANSWER_SEND_BUFFER`], so that a large answer goes into
+/// the channel in one write while the host reads it. Returns the size the
+/// kernel granted.
+pub fn widen_answer_buffer(
+    worker_end: &std::os::unix::net::UnixStream,
+    max_answer: usize,
+) -> io::Result<usize> {
+    let socket = socket2::SockRef::from(worker_end);
+    socket.set_send_buffer_size(max_answer.min(ANSWER_SEND_BUFFER))?;
+    socket.send_buffer_size()
+}
+
 /// The worker's file descriptor for the channel.
 pub const WORKER_CHANNEL_FD: i32 = 3;
 
@@ -211,6 +232,18 @@ pub async fn read_frame_async<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_widened_channel_takes_a_large_answer_in_one_write() {
+        let (worker_end, _host_end) = std::os::unix::net::UnixStream::pair().unwrap();
+        let granted = widen_answer_buffer(&worker_end, 64 << 20).unwrap();
+        // About a `large` ScaleIO host list, more than a default buffer takes.
+        let answer = vec![7u8; 300 * 1024];
+        assert!(granted > answer.len(), "granted {granted} bytes");
+        worker_end.set_nonblocking(true).unwrap();
+        let written = (&worker_end).write(&answer).unwrap();
+        assert_eq!(written, answer.len(), "one write, with nobody reading yet");
+    }
 
     #[test]
     fn frames_round_trip_and_oversized_frames_are_refused() {

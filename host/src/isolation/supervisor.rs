@@ -35,8 +35,8 @@ use tokio::sync::{oneshot, watch, Notify};
 use super::containment::{Containment, Fences};
 use super::memory::{MemoryFence, WorkerCgroup, MALLOC_ARENAS};
 use super::protocol::{
-    decode_handshake, read_body_async, read_frame_async, write_frame_async, HostMessage,
-    WorkerMessage, PROTOCOL_VERSION, WORKER_CHANNEL_FD,
+    decode_handshake, read_body_async, read_frame_async, widen_answer_buffer, write_frame_async,
+    HostMessage, WorkerMessage, PROTOCOL_VERSION, WORKER_CHANNEL_FD,
 };
 use super::sandbox;
 use crate::loader::Refusal;
@@ -416,6 +416,11 @@ async fn spawn(
     let (host_end, child_end) = std::os::unix::net::UnixStream::pair()
         .map_err(|e| worker_refusal(format!("cannot create the worker channel: {e}")))?;
     let child_fd = child_end.as_raw_fd();
+    let max_answer = settings.max_answer_bytes();
+    if let Err(e) = widen_answer_buffer(&child_end, max_answer) {
+        // Answers still pass, only in more writes.
+        tracing::debug!("cannot widen the worker channel's send buffer: {e}");
+    }
     // Everything that can fail is done before the memory cgroup is made: from
     // the spawn on, the waiter owns the process and its cgroup.
     host_end
@@ -451,7 +456,7 @@ async fn spawn(
     }
     cmd.args(super::worker::worker_args(
         WORKER_CHANNEL_FD,
-        settings.max_answer_bytes(),
+        max_answer,
         Fences {
             pid_namespace: settings.pid_namespace,
             signal_scope: settings.signal_filter,
@@ -605,7 +610,6 @@ async fn spawn(
     // A start abandoned before its handshake (its future dropped) kills the
     // worker; so does every failure below.
     let abandoned = AbandonGuard(Some(Arc::clone(&worker)));
-    let max_answer = settings.max_answer_bytes();
     // The handshake is read loosely first, so that a worker of another
     // protocol version is named as such whatever its message format.
     let handshake = tokio::time::timeout(
