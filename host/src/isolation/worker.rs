@@ -1,8 +1,7 @@
 //! The worker process: `southbound __worker --channel-fd 3 --max-answer
 //! <bytes> <driver file>`. Loads one driver library and serves calls from the
-//! channel, each on a thread of its own (threads are reused; the thread that
-//! reads a call runs it, see [`Serving`]), until the host says `Shutdown` or
-//! goes away.
+//! channel, each on a thread of its own (threads are reused), until the host
+//! says `Shutdown` or goes away.
 //!
 //! The worker never writes to stdout itself; the host turns the worker's
 //! stdout and stderr (the driver's prints and log lines) into its own log.
@@ -35,116 +34,61 @@ pub const EXIT_CHANNEL_BROKEN: u8 = 4;
 /// numbers drivers and the libraries they use tend to close or reuse.
 const CHANNEL_FD_FLOOR: i32 = 512;
 
-/// The worker's serving threads, leader and followers: one thread at a time
-/// (the leader, holding `reader`) reads the channel. A leader that reads a
-/// call hands the reading on (it releases `reader`; a follower waiting on it
-/// takes over) and runs the call itself, so a call never waits for another
-/// thread to wake up, and a call that blocks or hangs never stops the
-/// channel being read. Threads are reused: starting one per call would cost
-/// more than the rest of an empty call's round trip.
-struct Serving {
-    driver: southbound_sdk::abi::DriverBox,
-    reader: Mutex<UnixStream>,
-    writer: Mutex<UnixStream>,
-    max_answer: usize,
-    threads: Mutex<Threads>,
-    /// Signalled when a call ends (`Shutdown` waits for the last one).
-    call_ended: Condvar,
-}
+/// A call to run on a thread of its own.
+type Job = Box<dyn FnOnce() + Send>;
 
-/// Counts of the serving threads.
+/// Threads for calls, reused: each call runs on a thread of its own (calls
+/// block on the driver's runtime), but starting a thread per call costs
+/// more than the rest of an empty call's round trip, so idle threads wait
+/// for the next one.
+#[derive(Default, Clone)]
+struct CallThreads(Arc<(Mutex<Waiting>, Condvar)>);
+
+/// Jobs not yet taken, and threads idle.
 #[derive(Default)]
-struct Threads {
-    /// Threads reading or waiting to read the channel.
+struct Waiting {
+    jobs: Vec<Job>,
     idle: usize,
-    /// Calls being run.
-    in_flight: usize,
 }
 
-impl Serving {
-    fn threads(&self) -> std::sync::MutexGuard<'_, Threads> {
-        self.threads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A serving thread's life: take the lead, read one message, act on it.
-    /// Returns only by ending the process.
-    fn serve(self: Arc<Self>) -> ! {
-        loop {
-            let message = {
-                let mut reader = self
-                    .reader
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                read_frame::<HostMessage>(&mut *reader, MAX_CALL_FRAME)
-            };
-            match message {
-                Ok(Some(HostMessage::Call { id, ctx, request })) => {
-                    let mut threads = self.threads();
-                    threads.idle -= 1;
-                    threads.in_flight += 1;
-                    // Someone must be left to read the next message.
-                    if threads.idle == 0 {
-                        threads.idle += 1;
-                        let next = Arc::clone(&self);
-                        std::thread::spawn(move || next.serve());
-                    }
-                    drop(threads);
-                    self.answer(id, &ctx, &request);
-                    let mut threads = self.threads();
-                    threads.in_flight -= 1;
-                    threads.idle += 1;
-                    self.call_ended.notify_all();
-                }
-                Ok(Some(HostMessage::Shutdown)) => {
-                    // Finish what is in flight, then exit.
-                    let mut threads = self.threads();
-                    while threads.in_flight > 0 {
-                        threads = self
-                            .call_ended
-                            .wait(threads)
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    }
-                    std::process::exit(0);
-                }
-                // The host is gone: nobody is waiting for the answers.
-                Ok(None) => std::process::exit(0),
-                Err(e) => channel_broken("reading", &e),
-            }
-        }
-    }
-
-    /// Runs one call and sends its reply.
-    fn answer(&self, id: u64, ctx: &southbound_sdk::CallContext, request: &super::DriverRequest) {
-        let name = request.name();
-        let result = dispatch(&self.driver, ctx, request);
-        // Encoded before the channel is locked: a large answer does not hold
-        // up the others.
-        let reply = WorkerMessage::Reply { id, result };
-        let frame = encode(&reply, self.max_answer).or_else(|e| {
-            let error = southbound_sdk::DriverError::internal(format!(
-                "the driver's answer to {name} cannot be sent to the host: {e} (isolation setting max_answer_mib)"
-            ));
-            encode(&WorkerMessage::Reply { id, result: Err(error) }, self.max_answer)
-        });
-        let mut channel = self
-            .writer
+impl CallThreads {
+    /// Hands `job` to an idle thread, or to a new one when none is idle.
+    fn run(&self, job: Job) {
+        let (state, wake) = &*self.0;
+        let mut guard = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match frame {
-            Ok(frame) => {
-                if let Err(e) = write_frame(&mut *channel, &frame) {
-                    channel_broken(&format!("sending reply {id}"), &e);
-                }
-            }
-            Err(e) => eprintln!("southbound-driver ERROR worker cannot encode reply {id}: {e}"),
+        guard.jobs.push(job);
+        // Every job waiting needs a thread: an idle one if there are enough.
+        if guard.idle >= guard.jobs.len() {
+            wake.notify_one();
+            return;
         }
-        drop(channel);
-        // Freed only now, off the host's wait: freeing a large answer
-        // (thousands of objects) takes longer than encoding it, and the host
-        // decodes meanwhile.
-        drop(reply);
+        drop(guard);
+        let pool = self.clone();
+        std::thread::spawn(move || pool.serve());
+    }
+
+    fn serve(&self) {
+        let (state, wake) = &*self.0;
+        loop {
+            let job = {
+                let mut guard = state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                loop {
+                    if let Some(job) = guard.jobs.pop() {
+                        break job;
+                    }
+                    guard.idle += 1;
+                    guard = wake
+                        .wait(guard)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    guard.idle -= 1;
+                }
+            };
+            job();
+        }
     }
 }
 
@@ -244,16 +188,20 @@ pub fn run(
     // SAFETY: the host placed one end of a socketpair on this descriptor for
     // us alone (see `supervisor::spawn`); nothing else in this process owns it.
     let channel = unsafe { UnixStream::from_raw_fd(moved) };
-    let reader = match channel.try_clone() {
+    let mut reader = match channel.try_clone() {
         Ok(reader) => reader,
         Err(e) => {
             eprintln!("southbound-driver ERROR worker cannot use its channel: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let writer = Arc::new(Mutex::new(channel));
     let send_handshake = |message: &WorkerMessage| {
         let frame = encode_handshake(message, max_answer)?;
-        write_frame(&mut &channel, &frame)
+        let mut writer = writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        write_frame(&mut *writer, &frame)
     };
 
     let (driver, info) = match load_library(driver_file) {
@@ -278,16 +226,74 @@ pub fn run(
         return ExitCode::FAILURE;
     }
 
-    Arc::new(Serving {
-        driver,
-        reader: Mutex::new(reader),
-        writer: Mutex::new(channel),
-        max_answer,
-        threads: Mutex::new(Threads {
-            idle: 1,
-            in_flight: 0,
-        }),
-        call_ended: Condvar::new(),
-    })
-    .serve()
+    let driver = Arc::new(driver);
+    let in_flight = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let threads = CallThreads::default();
+    loop {
+        match read_frame::<HostMessage>(&mut reader, MAX_CALL_FRAME) {
+            Ok(Some(HostMessage::Call { id, ctx, request })) => {
+                let driver = Arc::clone(&driver);
+                let writer = Arc::clone(&writer);
+                let in_flight = Arc::clone(&in_flight);
+                *in_flight
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+                threads.run(Box::new(move || {
+                    let name = request.name();
+                    let result = dispatch(&driver, &ctx, &request);
+                    // Encoded before the channel is locked: a large answer
+                    // does not hold up the others.
+                    let reply = WorkerMessage::Reply { id, result };
+                    let frame = encode(&reply, max_answer).or_else(|e| {
+                        let error = southbound_sdk::DriverError::internal(format!(
+                            "the driver's answer to {name} cannot be sent to the host: {e} (isolation setting max_answer_mib)"
+                        ));
+                        encode(&WorkerMessage::Reply { id, result: Err(error) }, max_answer)
+                    });
+                    let mut channel = writer
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match frame {
+                        Ok(frame) => {
+                            if let Err(e) = write_frame(&mut *channel, &frame) {
+                                channel_broken(&format!("sending reply {id}"), &e);
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "southbound-driver ERROR worker cannot encode reply {id}: {e}"
+                            )
+                        }
+                    }
+                    drop(channel);
+                    // Freed only now, off the host's wait: freeing a large
+                    // answer (thousands of objects) takes longer than
+                    // encoding it, and the host decodes meanwhile.
+                    drop(reply);
+                    let (count, done) = &*in_flight;
+                    *count
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
+                    done.notify_all();
+                }));
+            }
+            Ok(Some(HostMessage::Shutdown)) => {
+                // Finish what is in flight, then exit.
+                let (count, done) = &*in_flight;
+                let mut count = count
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                while *count > 0 {
+                    count = done
+                        .wait(count)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                return ExitCode::SUCCESS;
+            }
+            // The host is gone: nobody is waiting for the answers.
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(e) => channel_broken("reading", &e),
+        }
+    }
 }
