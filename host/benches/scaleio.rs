@@ -6,6 +6,11 @@
 //!   definitions) with the driver in-process and in a worker process, with 0
 //!   and 20 ms of injected latency per request; the requests per cycle are
 //!   printed (from the simulator's counters);
+//! - `discovery_large_calls/<isolation>/<call>`: each call of one system's
+//!   discovery after the scan (the driver answers from what the scan
+//!   fetched, so no HTTP), in-process and in a worker: what isolation adds to
+//!   each kind of call, the 2,048-host list included, with less noise than a
+//!   whole cycle;
 //! - `simulator_bulk_large`: the simulator serving `GET /api/instances` for
 //!   `large` over plain HTTP on loopback (the body is rendered once per
 //!   inventory change, so this is mostly transfer): what a cycle spends in
@@ -28,7 +33,61 @@ use scaleio_simulator::{Faults, SimConfig, Simulator, TopologySpec};
 use southbound_host::discovery::discover_provider;
 use southbound_host::isolation::protocol::{encode, read_frame, WorkerMessage};
 use southbound_host::isolation::{Driver, DriverRequest, DriverResponse, Isolation};
-use southbound_sdk::{CallContext, Secret, StorageProvider};
+use southbound_sdk::{CallContext, Secret, StorageProvider, StorageSystem};
+
+/// The calls of one system's discovery after the scan, in CoprHD's order.
+fn system_requests(provider: &StorageProvider, system: &StorageSystem) -> [DriverRequest; 5] {
+    let (provider, system) = (provider.clone(), system.clone());
+    [
+        DriverRequest::DiscoverSystem {
+            provider: provider.clone(),
+            system: system.clone(),
+        },
+        DriverRequest::DiscoverPools {
+            provider: provider.clone(),
+            system: system.clone(),
+        },
+        DriverRequest::DiscoverPorts {
+            provider: provider.clone(),
+            system: system.clone(),
+        },
+        DriverRequest::DiscoverHostComponents {
+            provider: provider.clone(),
+            system: system.clone(),
+        },
+        DriverRequest::CapabilityDefinitions { provider, system },
+    ]
+}
+
+/// One call's answer; the bench fails on an error.
+fn call(
+    runtime: &tokio::runtime::Runtime,
+    driver: &dyn Driver,
+    request: DriverRequest,
+) -> DriverResponse {
+    let ctx = CallContext::with_timeout("bench", Duration::from_secs(120));
+    runtime.block_on(driver.call(ctx, request)).expect("answer")
+}
+
+/// The systems a scan of `provider` finds.
+fn scanned_systems(
+    runtime: &tokio::runtime::Runtime,
+    driver: &dyn Driver,
+    provider: &StorageProvider,
+) -> (DriverResponse, Vec<StorageSystem>) {
+    let scan = call(
+        runtime,
+        driver,
+        DriverRequest::ScanProvider {
+            provider: provider.clone(),
+        },
+    );
+    let DriverResponse::ScanProvider(scanned) = &scan else {
+        panic!("not a scan: {scan:?}");
+    };
+    let systems = scanned.systems.to_vec();
+    (scan, systems)
+}
 
 /// Every answer of one full discovery cycle, as the worker's reply messages.
 fn cycle_answers(
@@ -36,38 +95,14 @@ fn cycle_answers(
     driver: &dyn Driver,
     provider: &StorageProvider,
 ) -> Vec<WorkerMessage> {
-    let call = |request| {
-        let ctx = CallContext::with_timeout("bench", Duration::from_secs(120));
-        runtime.block_on(driver.call(ctx, request)).expect("answer")
-    };
-    let scan = call(DriverRequest::ScanProvider {
-        provider: provider.clone(),
-    });
-    let DriverResponse::ScanProvider(scanned) = &scan else {
-        panic!("not a scan: {scan:?}");
-    };
-    let mut answers = vec![scan.clone()];
-    for system in scanned.systems.iter() {
-        let (provider, system) = (provider.clone(), system.clone());
-        answers.extend([
-            call(DriverRequest::DiscoverSystem {
-                provider: provider.clone(),
-                system: system.clone(),
-            }),
-            call(DriverRequest::DiscoverPools {
-                provider: provider.clone(),
-                system: system.clone(),
-            }),
-            call(DriverRequest::DiscoverPorts {
-                provider: provider.clone(),
-                system: system.clone(),
-            }),
-            call(DriverRequest::DiscoverHostComponents {
-                provider: provider.clone(),
-                system: system.clone(),
-            }),
-            call(DriverRequest::CapabilityDefinitions { provider, system }),
-        ]);
+    let (scan, systems) = scanned_systems(runtime, driver, provider);
+    let mut answers = vec![scan];
+    for system in &systems {
+        answers.extend(
+            system_requests(provider, system)
+                .into_iter()
+                .map(|request| call(runtime, driver, request)),
+        );
     }
     answers
         .into_iter()
@@ -77,6 +112,27 @@ fn cycle_answers(
             result: Ok(answer),
         })
         .collect()
+}
+
+/// `discovery_large_calls/<isolation>/<call>` (see the module comment).
+fn each_call(
+    criterion: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    driver: &dyn Driver,
+    provider: &StorageProvider,
+    isolation: Isolation,
+) {
+    let (_, systems) = scanned_systems(runtime, driver, provider);
+    let system = systems.first().expect("a system");
+    let mut group = criterion.benchmark_group("discovery_large_calls");
+    group.measurement_time(Duration::from_secs(3));
+    for request in system_requests(provider, system) {
+        group.bench_function(
+            BenchmarkId::new(isolation.to_string(), request.name()),
+            |b| b.iter(|| call(runtime, driver, request.clone())),
+        );
+    }
+    group.finish();
 }
 
 /// `channel_codec_large/{encode,decode}` (see the module comment).
@@ -137,8 +193,8 @@ fn main() {
         ..StorageProvider::default()
     };
 
-    let mut group = criterion.benchmark_group("discovery_large");
     for isolation in [Isolation::InProcess, Isolation::Worker] {
+        let mut group = criterion.benchmark_group("discovery_large");
         let catalog = runtime.block_on(support::catalog(plugins.path(), isolation));
         let driver = catalog.driver("scaleio").expect("scaleio driver");
         let cycle = || {
@@ -167,9 +223,17 @@ fn main() {
                 |b| b.iter(cycle),
             );
         }
+        group.finish();
+        sim.state().set_faults(Faults::default()).expect("faults");
+        each_call(
+            &mut criterion,
+            &runtime,
+            driver.as_ref(),
+            &provider,
+            isolation,
+        );
         runtime.block_on(catalog.shutdown());
     }
-    group.finish();
 
     let catalog = runtime.block_on(support::catalog(plugins.path(), Isolation::InProcess));
     let driver = catalog.driver("scaleio").expect("scaleio driver");
