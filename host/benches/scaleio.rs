@@ -1,11 +1,13 @@
 //! ScaleIO discovery against the simulator's `large` topology (8 protection
 //! domains, 64 pools, 512 SDSs, 2048 SDCs, 4096 devices), HTTPS with the
 //! simulator's certificate pinned:
-//! - `discovery_large/<isolation>/<latency>`: one full discovery cycle (scan,
-//!   then every system's details, pools, ports, hosts and capability
-//!   definitions) with the driver in-process and in a worker process, with 0
-//!   and 20 ms of injected latency per request; the requests per cycle are
-//!   printed (from the simulator's counters);
+//! - `discovery_large/<isolation>/<latency>/<n>-at-once`: one full discovery
+//!   cycle (scan, then every system's details, pools, ports, hosts and
+//!   capability definitions) with the driver in-process and in a worker
+//!   process: one system at a time and as many at once as the controller
+//!   runs jobs (`max_parallel_jobs`, 4), with 0 ms of injected latency per
+//!   request, and 20 ms at the controller's width; the requests per cycle
+//!   are printed (from the simulator's counters);
 //! - `discovery_large_calls/<isolation>/<call>`: each call of one system's
 //!   discovery after the scan (the driver answers from what the scan
 //!   fetched, so no HTTP), in-process and in a worker: what isolation adds to
@@ -33,6 +35,7 @@ use scaleio_simulator::{Faults, SimConfig, Simulator, TopologySpec};
 use southbound_host::discovery::discover_provider;
 use southbound_host::isolation::protocol::{encode, read_frame, WorkerMessage};
 use southbound_host::isolation::{Driver, DriverRequest, DriverResponse, Isolation};
+use southbound_host::service::ControllerSettings;
 use southbound_sdk::{CallContext, Secret, StorageProvider, StorageSystem};
 
 /// The calls of one system's discovery after the scan, in CoprHD's order.
@@ -197,17 +200,19 @@ fn main() {
         let mut group = criterion.benchmark_group("discovery_large");
         let catalog = runtime.block_on(support::catalog(plugins.path(), isolation));
         let driver = catalog.driver("scaleio").expect("scaleio driver");
-        let cycle = || {
+        let cycle = |parallel: usize| {
             runtime
                 .block_on(discover_provider(
                     driver.as_ref(),
                     &provider,
                     Duration::from_secs(120),
+                    parallel,
                 ))
                 .expect("discovery");
         };
-        cycle(); // log in once, as a long-running host would have
-        for latency_ms in [0u64, 20] {
+        cycle(1); // log in once, as a long-running host would have
+        let controller = ControllerSettings::default().max_parallel_jobs;
+        for (latency_ms, parallel) in [(0u64, 1), (0, controller), (20, controller)] {
             sim.state()
                 .set_faults(Faults {
                     latency_ms,
@@ -215,13 +220,13 @@ fn main() {
                 })
                 .expect("faults");
             let before = sim.state().stats().requests_total;
-            cycle();
+            cycle(parallel);
             let per_cycle = sim.state().stats().requests_total - before;
-            println!("discovery_large/{isolation}/{latency_ms}ms: {per_cycle} HTTP requests per full cycle (after the first login)");
-            group.bench_function(
-                BenchmarkId::new(isolation.to_string(), format!("{latency_ms}ms")),
-                |b| b.iter(cycle),
-            );
+            let id = format!("{latency_ms}ms/{parallel}-at-once");
+            println!("discovery_large/{isolation}/{id}: {per_cycle} HTTP requests per full cycle (after the first login)");
+            group.bench_function(BenchmarkId::new(isolation.to_string(), id), |b| {
+                b.iter(|| cycle(parallel))
+            });
         }
         group.finish();
         sim.state().set_faults(Faults::default()).expect("faults");

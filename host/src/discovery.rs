@@ -215,20 +215,28 @@ pub struct DiscoveryReport {
     pub problems: Vec<Problem>,
 }
 
-/// A full discovery without a database: scan, then each system in turn.
-/// Stops at the first failing call.
+/// A full discovery without a database: scan, then the systems, up to
+/// `parallel` at a time (as the controller's `max_parallel_jobs` discovers
+/// them), each system's calls still in CoprHD's order. The report lists
+/// the systems in scan order; the first failing system (in that order)
+/// fails the whole discovery, and the systems still running are dropped.
 pub async fn discover_provider(
     driver: &dyn Driver,
     provider: &StorageProvider,
     call_timeout: Duration,
+    parallel: usize,
 ) -> Result<DiscoveryReport, DiscoveryError> {
+    use futures_util::{StreamExt, TryStreamExt};
+
     let scanned = scan_provider(driver, provider, call_timeout).await?;
     let mut report = DiscoveryReport {
         problems: scanned.problems,
         ..Default::default()
     };
-    for system in &scanned.scan.systems {
-        let found = discover_system(driver, provider, system, call_timeout).await?;
+    let mut systems = futures_util::stream::iter(&scanned.scan.systems)
+        .map(|system| discover_system(driver, provider, system, call_timeout))
+        .buffered(parallel.max(1));
+    while let Some(found) = systems.try_next().await? {
         for definition in found.capability_definitions {
             if !report
                 .capability_definitions

@@ -69,6 +69,7 @@ async fn hello_driver_probe_reads_back_every_field() {
         driver.as_ref(),
         &provider(array.to_str().unwrap(), "s3cret"),
         Duration::from_secs(30),
+        2,
     )
     .await
     .expect("discovery succeeds");
@@ -522,6 +523,65 @@ fn cli_probe_prints_the_documented_json_and_fails_with_the_driver_error() {
         !stderr.contains("guess"),
         "no password in the output: {stderr}"
     );
+}
+
+/// `probe` discovers up to `--parallel` systems at once (the driver's
+/// rendezvous needs all three at once), reports them in scan order, and
+/// with too narrow a limit fails with the first system's error.
+#[test]
+fn cli_probe_discovers_systems_in_parallel_and_reports_them_in_scan_order() {
+    let plugins = support::plugins_dir(&["misbehaving-driver"]);
+    let data = tempfile::tempdir().unwrap();
+    let password = data.path().join("password");
+    std::fs::write(&password, "unused\n").unwrap();
+    let probe = |port: &str, parallel: &str| {
+        southbound()
+            .args(["probe", "--type", "misbehaving", "--host", "together:3"])
+            .args([
+                "--username",
+                "admin",
+                "--port",
+                port,
+                "--parallel",
+                parallel,
+            ])
+            .arg("--password-file")
+            .arg(&password)
+            .args(["--json", "--plugins"])
+            .arg(plugins.path())
+            .output()
+            .unwrap()
+    };
+
+    let out = probe("1", "3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = doc["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["system"]["native_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["m-1", "m-2", "m-3"]);
+
+    let out = probe("2", "2");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "discover_system of system 'm-1' failed: internal: only 2 of 3 systems were being discovered at once"
+        ),
+        "{stderr}"
+    );
+
+    let out = probe("3", "0");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--parallel"), "{stderr}");
 }
 
 /// `southbound ... | head`: the reader goes away; the command ends quietly

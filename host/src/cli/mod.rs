@@ -252,6 +252,11 @@ pub struct ProbeArgs {
     /// Deadline of each driver call, in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Systems discovered at once (each system's calls stay in order);
+    /// default: the configuration's `[scheduler] max_parallel_jobs`, as
+    /// `serve` discovers them.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -269,8 +274,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Probe(args) => {
             let only = Some(args.connection.system_type.as_str());
+            let parallel = args.parallel.map_or_else(
+                || config.controller_settings().max_parallel_jobs,
+                usize::from,
+            );
             with_catalog(&config, &args.plugins, only, async |c| {
-                probe(c, &args).await
+                probe(c, &args, parallel).await
             })
             .await
         }
@@ -403,7 +412,7 @@ fn not_a_cdylib_hint(dir: &Path) -> String {
     )
 }
 
-async fn probe(catalog: &Catalog, args: &ProbeArgs) -> Result<()> {
+async fn probe(catalog: &Catalog, args: &ProbeArgs, parallel: usize) -> Result<()> {
     let connection = &args.connection;
     let Some(driver) = catalog.driver(&connection.system_type) else {
         let known = catalog.system_types();
@@ -432,6 +441,7 @@ async fn probe(catalog: &Catalog, args: &ProbeArgs) -> Result<()> {
         driver.as_ref(),
         &provider,
         Duration::from_secs(args.timeout),
+        parallel,
     )
     .await?;
     print_json_or(args.json, &report, || render::report(&report))
