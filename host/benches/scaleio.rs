@@ -203,7 +203,7 @@ fn main() {
         let cycle = |parallel: usize| {
             runtime
                 .block_on(discover_provider(
-                    driver.as_ref(),
+                    &driver,
                     &provider,
                     Duration::from_secs(120),
                     parallel,

@@ -8,6 +8,7 @@
 //!   system does not fail its siblings.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -216,27 +217,50 @@ pub struct DiscoveryReport {
 }
 
 /// A full discovery without a database: scan, then the systems, up to
-/// `parallel` at a time (as the controller's `max_parallel_jobs` discovers
-/// them), each system's calls still in CoprHD's order. The report lists
-/// the systems in scan order; the first failing system (in that order)
-/// fails the whole discovery, and the systems still running are dropped.
+/// `parallel` at a time, each on a task of its own (as the controller's
+/// `max_parallel_jobs` discovers them), each system's calls still in
+/// CoprHD's order. The report lists the systems in scan order; the first
+/// failing system (in that order) fails the whole discovery, and the
+/// systems still running are cancelled.
 pub async fn discover_provider(
-    driver: &dyn Driver,
+    driver: &Arc<dyn Driver>,
     provider: &StorageProvider,
     call_timeout: Duration,
     parallel: usize,
 ) -> Result<DiscoveryReport, DiscoveryError> {
-    use futures_util::{StreamExt, TryStreamExt};
-
-    let scanned = scan_provider(driver, provider, call_timeout).await?;
+    let scanned = scan_provider(driver.as_ref(), provider, call_timeout).await?;
     let mut report = DiscoveryReport {
         problems: scanned.problems,
         ..Default::default()
     };
-    let mut systems = futures_util::stream::iter(&scanned.scan.systems)
-        .map(|system| discover_system(driver, provider, system, call_timeout))
-        .buffered(parallel.max(1));
-    while let Some(found) = systems.try_next().await? {
+    let systems = &scanned.scan.systems;
+    // Dropping the set (at an error) cancels what still runs.
+    let mut running = tokio::task::JoinSet::new();
+    let mut finished: Vec<Option<Result<SystemDiscovery, DiscoveryError>>> =
+        systems.iter().map(|_| None).collect();
+    let (mut started, mut next) = (0, 0);
+    while next < systems.len() {
+        while started < systems.len() && running.len() < parallel.max(1) {
+            let (driver, provider) = (Arc::clone(driver), provider.clone());
+            let system = systems[started].clone();
+            let index = started;
+            running.spawn(async move {
+                let found = discover_system(driver.as_ref(), &provider, &system, call_timeout);
+                (index, found.await)
+            });
+            started += 1;
+        }
+        let Some(found) = finished[next].take() else {
+            // `next` has started and not finished: something is running.
+            match running.join_next().await {
+                Some(Ok((index, found))) => finished[index] = Some(found),
+                Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Some(Err(e)) => unreachable!("a system's discovery was cancelled: {e}"),
+                None => unreachable!("system {next} neither finished nor running"),
+            }
+            continue;
+        };
+        let found = found?;
         for definition in found.capability_definitions {
             if !report
                 .capability_definitions
@@ -248,6 +272,7 @@ pub async fn discover_provider(
         }
         report.problems.extend(found.problems);
         report.systems.push(found.inventory);
+        next += 1;
     }
     Ok(report)
 }

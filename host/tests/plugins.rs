@@ -66,7 +66,7 @@ async fn hello_driver_probe_reads_back_every_field() {
     );
 
     let report = discover_provider(
-        driver.as_ref(),
+        &driver,
         &provider(array.to_str().unwrap(), "s3cret"),
         Duration::from_secs(30),
         2,
@@ -573,7 +573,7 @@ fn cli_probe_discovers_systems_in_parallel_and_reports_them_in_scan_order() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            "discover_system of system 'm-1' failed: internal: only 2 of 3 systems were being discovered at once"
+            "discover_system of system 'm-1' failed: internal: at most 2 of 3 systems were being discovered at once"
         ),
         "{stderr}"
     );

@@ -66,7 +66,7 @@ async fn discover(
     _sim: &Simulator,
     provider: &StorageProvider,
 ) -> Result<DiscoveryReport, southbound_sdk::DriverError> {
-    discover_provider(driver().as_ref(), provider, Duration::from_secs(30), 4)
+    discover_provider(&driver(), provider, Duration::from_secs(30), 4)
         .await
         .map_err(|e| e.error)
 }
@@ -611,7 +611,7 @@ async fn the_call_deadline_is_honoured() {
     )
     .await;
     let started = std::time::Instant::now();
-    let err = discover_provider(driver().as_ref(), &provider, Duration::from_millis(500), 4)
+    let err = discover_provider(&driver(), &provider, Duration::from_millis(500), 4)
         .await
         .unwrap_err()
         .error;

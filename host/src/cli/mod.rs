@@ -438,7 +438,7 @@ async fn probe(catalog: &Catalog, args: &ProbeArgs, parallel: usize) -> Result<(
         details: Default::default(),
     };
     let report = discover_provider(
-        driver.as_ref(),
+        &driver,
         &provider,
         Duration::from_secs(args.timeout),
         parallel,

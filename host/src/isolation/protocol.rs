@@ -14,6 +14,12 @@
 //! checks it), so a positional binary format is safe, and it decodes a large
 //! inventory several times faster than JSON.
 //!
+//! The host routes a `Reply` by its call id before it decodes the answer
+//! (postcard writes the variant index, then the id, first): an answer nobody
+//! waits for any more is dropped undecoded, and each answer is decoded by
+//! the call that waits for it, so concurrent calls decode side by side and
+//! the channel is read on meanwhile.
+//!
 //! The protocol version is the channel's own: it changes only when these
 //! messages do, independently of the product and SDK versions.
 
@@ -217,14 +223,58 @@ pub async fn read_body_async(
     Ok(Some(body))
 }
 
-/// Reads one binary frame of at most `max` bytes (async); `None` at a clean
-/// end of stream.
-pub async fn read_frame_async<T: DeserializeOwned>(
+/// Index of [`WorkerMessage::Reply`] among the message's variants, as
+/// postcard writes it at the start of a frame (a varint, like the id after it).
+const REPLY_VARIANT: u32 = 2;
+
+/// A reply's answer as it came off the channel, not decoded yet.
+#[derive(Debug)]
+pub struct EncodedAnswer {
+    body: Vec<u8>,
+    answer_at: usize,
+}
+
+impl EncodedAnswer {
+    /// The call's outcome; an error if the bytes are not one.
+    pub fn decode(&self) -> io::Result<Result<DriverResponse, DriverError>> {
+        decode(&self.body[self.answer_at..])
+    }
+}
+
+/// A frame from the worker after the handshake, routed but not decoded.
+#[derive(Debug)]
+pub enum Incoming {
+    /// `WorkerMessage::Reply`: the call id, and the answer undecoded.
+    Reply {
+        /// The call's id.
+        id: u64,
+        /// Its outcome, to decode.
+        answer: EncodedAnswer,
+    },
+    /// Any other message, decoded (boxed: it dwarfs a reply).
+    Other(Box<WorkerMessage>),
+}
+
+/// Routes a frame's body: a reply by its id alone, anything else decoded.
+pub fn route(body: Vec<u8>) -> io::Result<Incoming> {
+    if let Ok(((REPLY_VARIANT, id), rest)) = postcard::take_from_bytes::<(u32, u64)>(&body) {
+        let answer_at = body.len() - rest.len();
+        return Ok(Incoming::Reply {
+            id,
+            answer: EncodedAnswer { body, answer_at },
+        });
+    }
+    decode(&body).map(|message| Incoming::Other(Box::new(message)))
+}
+
+/// Reads and routes ([`route`]) one frame from the worker of at most `max`
+/// bytes (async); `None` at a clean end of stream.
+pub async fn read_incoming_async(
     reader: &mut (impl AsyncReadExt + Unpin),
     max: usize,
-) -> io::Result<Option<T>> {
+) -> io::Result<Option<Incoming>> {
     match read_body_async(reader, max).await? {
-        Some(body) => decode(&body).map(Some),
+        Some(body) => route(body).map(Some),
         None => Ok(None),
     }
 }
@@ -232,6 +282,7 @@ pub async fn read_frame_async<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use southbound_sdk::RVec;
 
     #[test]
     fn a_widened_channel_takes_a_large_answer_in_one_write() {
@@ -380,6 +431,40 @@ mod tests {
             round_trip(DriverResponse::DiscoverHostComponents(hosts.clone().into())),
             DriverResponse::DiscoverHostComponents(h) if h.as_slice() == hosts.as_slice()
         ));
+    }
+
+    #[test]
+    fn replies_are_routed_by_id_before_their_answer_is_decoded() {
+        let answer = Ok(DriverResponse::CapabilityDefinitions(RVec::new()));
+        let frame = encode(
+            &WorkerMessage::Reply {
+                id: 300,
+                result: answer,
+            },
+            1024,
+        )
+        .unwrap();
+        let Incoming::Reply { id, answer } = route(frame[4..].to_vec()).unwrap() else {
+            panic!("not routed as a reply");
+        };
+        assert_eq!(id, 300);
+        assert!(matches!(
+            answer.decode().unwrap(),
+            Ok(DriverResponse::CapabilityDefinitions(d)) if d.is_empty()
+        ));
+
+        // An answer of junk is found out by the call that decodes it.
+        let mut junk = frame[4..7].to_vec();
+        junk.extend_from_slice(b"\xff\xff\xff");
+        let Incoming::Reply { id: 300, answer } = route(junk).unwrap() else {
+            panic!("not routed as a reply");
+        };
+        let err = answer.decode().unwrap_err();
+        assert!(err.to_string().contains("does not decode"), "{err}");
+
+        // Junk that is no reply is decoded whole, and refused.
+        let err = route(b"\xff\xff\xff\xff\xff".to_vec()).unwrap_err();
+        assert!(err.to_string().contains("does not decode"), "{err}");
     }
 
     #[test]

@@ -35,8 +35,8 @@ use tokio::sync::{oneshot, watch, Notify};
 use super::containment::{Containment, Fences};
 use super::memory::{MemoryFence, WorkerCgroup, MALLOC_ARENAS};
 use super::protocol::{
-    decode_handshake, read_body_async, read_frame_async, widen_answer_buffer, write_frame_async,
-    HostMessage, WorkerMessage, PROTOCOL_VERSION, WORKER_CHANNEL_FD,
+    decode_handshake, read_body_async, read_incoming_async, widen_answer_buffer, write_frame_async,
+    EncodedAnswer, HostMessage, Incoming, WorkerMessage, PROTOCOL_VERSION, WORKER_CHANNEL_FD,
 };
 use super::sandbox;
 use crate::loader::Refusal;
@@ -101,7 +101,8 @@ struct Worker {
     memory_limit: String,
     label: Label,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<DriverResult<DriverResponse>>>>,
+    /// Calls waiting for their answer (decoded by the waiting call).
+    pending: Mutex<HashMap<u64, oneshot::Sender<DriverResult<EncodedAnswer>>>>,
     next_id: AtomicU64,
     in_flight: AtomicUsize,
     idle: Notify,
@@ -169,14 +170,15 @@ impl Worker {
 
     /// The channel is unusable: if the worker is ending by itself, its own
     /// cause (a signal, an exit code) is the one to name, so give its exit a
-    /// moment to show; otherwise kill it for `reason`. Returns the cause.
-    async fn ended_or_killed(&self, reason: &str) -> String {
+    /// moment to show; otherwise kill it for `reason`. Returns the cause, and
+    /// whether the host killed it.
+    async fn ended_or_killed(&self, reason: &str) -> (String, bool) {
         if let Ok(cause) = tokio::time::timeout(CHANNEL_BREAK_GRACE, self.exited()).await {
-            return cause;
+            return (cause, false);
         }
         tracing::warn!(driver = %self.name(), pid = self.pid(), "worker {reason}");
         self.kill(reason.to_string());
-        self.exited().await
+        (self.exited().await, true)
     }
 
     /// Waits for the process to end; returns the cause.
@@ -232,7 +234,16 @@ impl Worker {
             // A broken channel means the worker is dying: its cause will answer below.
         }
         match tokio::time::timeout_at(deadline + KILL_GRACE, rx).await {
-            Ok(Ok(result)) => result,
+            Ok(Ok(Ok(answer))) => match answer.decode() {
+                Ok(result) => result.map_err(super::bounded_error),
+                // Junk in place of an answer: the channel cannot be trusted.
+                Err(e) => {
+                    let (cause, killed) =
+                        self.ended_or_killed(&format!("channel broken: {e}")).await;
+                    Err(self.death_error(&cause, killed))
+                }
+            },
+            Ok(Ok(Err(death))) => Err(death),
             Ok(Err(_)) => Err(DriverError::unavailable(format!(
                 "driver {}: worker (pid {}) went away during {name}",
                 self.name(),
@@ -628,13 +639,13 @@ async fn spawn(
             }
         },
         Ok(Ok(None)) => {
-            let cause = worker.ended_or_killed("its channel closed").await;
+            let (cause, _) = worker.ended_or_killed("its channel closed").await;
             return Err(worker_refusal(format!(
                 "the worker {cause} while loading the driver"
             )));
         }
         Ok(Err(e)) => {
-            let cause = worker
+            let (cause, _) = worker
                 .ended_or_killed(&format!("channel broken: {e}"))
                 .await;
             return Err(worker_refusal(format!(
@@ -707,13 +718,14 @@ async fn spawn(
     let replies = Arc::clone(&worker);
     tokio::spawn(async move {
         loop {
-            match read_frame_async::<WorkerMessage>(&mut reader, max_answer).await {
-                Ok(Some(WorkerMessage::Reply { id, result })) => {
+            match read_incoming_async(&mut reader, max_answer).await {
+                // Nobody waits for an unknown id: dropped undecoded.
+                Ok(Some(Incoming::Reply { id, answer })) => {
                     if let Some(reply) = lock(&replies.pending).remove(&id) {
-                        let _ = reply.send(result.map_err(super::bounded_error));
+                        let _ = reply.send(Ok(answer));
                     }
                 }
-                Ok(Some(other)) => {
+                Ok(Some(Incoming::Other(other))) => {
                     tracing::warn!(driver = %replies.name(), pid = replies.pid(), "unexpected worker message: {other:?}")
                 }
                 // The worker closed its channel but may live on: it can take
