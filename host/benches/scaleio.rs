@@ -8,6 +8,11 @@
 //!   runs jobs (`max_parallel_jobs`, 4), with 0 ms of injected latency per
 //!   request, and 20 ms at the controller's width; the requests per cycle
 //!   are printed (from the simulator's counters);
+//! - `discovery_large_paired/<n>-at-once` (printed, not a criterion
+//!   group): full cycles in-process and in a worker taken in turns, one
+//!   system and four at a time; the medians and the median ratio are
+//!   robust to a shared machine's slow spells, which skew two groups
+//!   measured one after the other;
 //! - `discovery_large_calls/<isolation>/<call>`: each call of one system's
 //!   discovery after the scan (the driver answers from what the scan
 //!   fetched, so no HTTP), in-process and in a worker: what isolation adds to
@@ -172,6 +177,62 @@ fn channel_codec(
     group.finish();
 }
 
+/// `discovery_large_paired`: full cycles in-process and in a worker taken
+/// in turns, so that a slow spell of a shared machine weighs on both modes
+/// alike (each timed cycle follows an untimed one of the same mode, as in a
+/// criterion group); prints the medians and the median of each round's
+/// ratio.
+fn paired_cycles(
+    runtime: &tokio::runtime::Runtime,
+    plugins: &std::path::Path,
+    provider: &StorageProvider,
+) {
+    const ROUNDS: usize = 40;
+    let catalogs = [Isolation::InProcess, Isolation::Worker]
+        .map(|isolation| runtime.block_on(support::catalog(plugins, isolation)));
+    let drivers = catalogs
+        .each_ref()
+        .map(|catalog| catalog.driver("scaleio").expect("scaleio driver"));
+    let cycle = |driver: &std::sync::Arc<dyn Driver>, parallel: usize| {
+        let started = std::time::Instant::now();
+        runtime
+            .block_on(discover_provider(
+                driver,
+                provider,
+                Duration::from_secs(120),
+                parallel,
+            ))
+            .expect("discovery");
+        started.elapsed().as_secs_f64() * 1e3
+    };
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    for driver in &drivers {
+        cycle(driver, 1); // log in once
+    }
+    for parallel in [1, ControllerSettings::default().max_parallel_jobs] {
+        let rounds: Vec<[f64; 2]> = (0..ROUNDS)
+            .map(|_| {
+                drivers.each_ref().map(|driver| {
+                    cycle(driver, parallel); // warm, as back-to-back cycles are
+                    cycle(driver, parallel)
+                })
+            })
+            .collect();
+        println!(
+            "discovery_large_paired/{parallel}-at-once: in-process {:.1} ms, worker {:.1} ms, worker/in-process {:.2} (medians of {ROUNDS} rounds taken in turns)",
+            median(rounds.iter().map(|r| r[0]).collect()),
+            median(rounds.iter().map(|r| r[1]).collect()),
+            median(rounds.iter().map(|r| r[1] / r[0]).collect()),
+        );
+    }
+    for catalog in catalogs {
+        runtime.block_on(catalog.shutdown());
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let mut criterion = Criterion::default()
@@ -196,6 +257,7 @@ fn main() {
         ..StorageProvider::default()
     };
 
+    paired_cycles(&runtime, plugins.path(), &provider);
     for isolation in [Isolation::InProcess, Isolation::Worker] {
         let mut group = criterion.benchmark_group("discovery_large");
         let catalog = runtime.block_on(support::catalog(plugins.path(), isolation));
