@@ -326,6 +326,15 @@ async fn hostile_drivers_are_fenced_in() {
             "channel broken: a frame that does not decode",
             true,
         ),
+        // An answer of junk for a call that waits: that call fails, and
+        // the worker is killed.
+        (
+            "junk-answer",
+            long,
+            ErrorKind::Unavailable,
+            "channel broken: a frame that does not decode",
+            true,
+        ),
         (
             "huge-length",
             long,
