@@ -177,6 +177,18 @@ fn channel_codec(
     group.finish();
 }
 
+/// One full discovery cycle, `parallel` systems at a time; the bench fails
+/// on an error.
+fn full_cycle(
+    runtime: &tokio::runtime::Runtime,
+    driver: &std::sync::Arc<dyn Driver>,
+    provider: &StorageProvider,
+    parallel: usize,
+) {
+    let cycle = discover_provider(driver, provider, Duration::from_secs(120), parallel);
+    runtime.block_on(cycle).expect("discovery");
+}
+
 /// `discovery_large_paired`: full cycles in-process and in a worker taken
 /// in turns, so that a slow spell of a shared machine weighs on both modes
 /// alike (each timed cycle follows an untimed one of the same mode, as in a
@@ -195,14 +207,7 @@ fn paired_cycles(
         .map(|catalog| catalog.driver("scaleio").expect("scaleio driver"));
     let cycle = |driver: &std::sync::Arc<dyn Driver>, parallel: usize| {
         let started = std::time::Instant::now();
-        runtime
-            .block_on(discover_provider(
-                driver,
-                provider,
-                Duration::from_secs(120),
-                parallel,
-            ))
-            .expect("discovery");
+        full_cycle(runtime, driver, provider, parallel);
         started.elapsed().as_secs_f64() * 1e3
     };
     let median = |mut values: Vec<f64>| {
@@ -262,16 +267,7 @@ fn main() {
         let mut group = criterion.benchmark_group("discovery_large");
         let catalog = runtime.block_on(support::catalog(plugins.path(), isolation));
         let driver = catalog.driver("scaleio").expect("scaleio driver");
-        let cycle = |parallel: usize| {
-            runtime
-                .block_on(discover_provider(
-                    &driver,
-                    &provider,
-                    Duration::from_secs(120),
-                    parallel,
-                ))
-                .expect("discovery");
-        };
+        let cycle = |parallel: usize| full_cycle(&runtime, &driver, &provider, parallel);
         cycle(1); // log in once, as a long-running host would have
         let controller = ControllerSettings::default().max_parallel_jobs;
         for (latency_ms, parallel) in [(0u64, 1), (0, controller), (20, controller)] {
