@@ -11,8 +11,13 @@
 //!   response enums, `dispatch` and `DriverExt` are generated from the list.
 //! - `protocol`: the worker channel's frames and messages.
 //! - `worker`: the worker process (`southbound __worker`).
-//! - `supervisor`: the host side: spawn, deadlines, crash causes, restart
-//!   with backoff, quarantine, retirement.
+//! - `supervisor`: the host side: restart with backoff, quarantine,
+//!   retirement ([`WorkerDriver`]).
+//! - `process`: one worker process as the host holds it: its start and
+//!   handshake, its calls and their deadlines, its exit and its cause.
+//! - `launch`: starting the process inside its fences; naming how it ended.
+//! - `output`: the worker's stdout and stderr, forwarded to the host's log,
+//!   bounded and lossily.
 //! - `sandbox`, `memory`, `containment`, `namespace`: what fences a worker
 //!   in (process group and seccomp; memory cgroup or address-space limit;
 //!   Landlock and its PID namespace).
@@ -20,8 +25,11 @@
 mod calls;
 pub mod containment;
 mod in_process;
+mod launch;
 pub mod memory;
 pub mod namespace;
+mod output;
+mod process;
 pub mod protocol;
 pub mod sandbox;
 mod supervisor;
@@ -35,7 +43,8 @@ use southbound_sdk::{CallContext, DriverError, DriverInfo, DriverResult};
 
 pub use calls::{dispatch, DriverExt, DriverRequest, DriverResponse};
 pub use in_process::InProcessDriver;
-pub use supervisor::{WorkerDriver, KILL_GRACE};
+pub use process::KILL_GRACE;
+pub use supervisor::WorkerDriver;
 
 /// Where a driver's code runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -156,6 +165,27 @@ pub fn bounded_error(mut error: DriverError) -> DriverError {
         .into();
     }
     error
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked
+/// (every critical section here is a plain read or assignment).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `2`, `0.5`: seconds to one decimal, without a trailing `.0`.
+fn seconds(d: Duration) -> String {
+    let tenths = (d.as_secs_f64() * 10.0).round() / 10.0;
+    if tenths.fract() == 0.0 {
+        format!("{tenths:.0}")
+    } else {
+        format!("{tenths:.1}")
+    }
+}
+
+/// Why a worker could not serve a file.
+fn worker_refusal(error: String) -> crate::loader::Refusal {
+    crate::loader::Refusal::Worker { error }
 }
 
 /// Starts the driver in file `path` as `settings` say: loaded into this

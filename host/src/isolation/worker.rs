@@ -103,7 +103,7 @@ pub const WORKER_ARG: &str = "__worker";
 
 /// The worker's command line after the executable: `__worker --channel-fd
 /// <fd> --max-answer <bytes> --fences <fences> <driver file>`. The one
-/// definition, used by the supervisor to spawn and by [`run_if_worker`] to
+/// definition, used by the host to launch a worker and by [`run_if_worker`] to
 /// parse.
 pub fn worker_args(
     channel_fd: i32,
@@ -186,7 +186,7 @@ pub fn run(
     // SAFETY: as above.
     unsafe { libc::close(channel_fd) };
     // SAFETY: the host placed one end of a socketpair on this descriptor for
-    // us alone (see `supervisor::spawn`); nothing else in this process owns it.
+    // us alone (see `launch::launch`); nothing else in this process owns it.
     let channel = unsafe { UnixStream::from_raw_fd(moved) };
     let mut reader = match channel.try_clone() {
         Ok(reader) => reader,
