@@ -5,7 +5,10 @@
 //!   persist, until every system's discovery is COMPLETE;
 //! - `unchanged`: rediscovery of every system with nothing changed (time, and
 //!   the inventory rows written, read from the tasks: the goal is 0);
-//! - the host process's peak resident memory (`VmHWM`) over the run.
+//! - the host process's peak resident memory (`VmHWM`) over the run;
+//! - each with the driver in a worker and in-process, and the ratio of the
+//!   unchanged rediscoveries: what isolation adds to the whole job (driver,
+//!   channel, validation and store).
 //!
 //! The simulator runs in this process; the host in its own (its memory is
 //! the host's alone; drivers run in workers, as in production).
@@ -31,7 +34,7 @@ use std::time::{Duration, Instant};
 use scaleio_simulator::{SimConfig, Simulator, TopologySpec};
 use serde_json::{json, Value};
 
-const UNCHANGED_ROUNDS: usize = 5;
+const UNCHANGED_ROUNDS: usize = 7;
 
 struct Host {
     child: std::process::Child,
@@ -41,11 +44,14 @@ struct Host {
 }
 
 impl Host {
-    fn start(data: &Path, plugins: &Path, database_url: &str) -> Self {
+    /// Starts `serve` with its drivers in `isolation` (`worker` or `in-process`).
+    fn start(data: &Path, plugins: &Path, database_url: &str, isolation: &str) -> Self {
         let port_file = data.join("port");
         std::fs::write(
             data.join("southbound.toml"),
-            "[scheduler]\npoll_interval_ms = 100\nmin_discovery_interval_secs = 0\n",
+            format!(
+                "[isolation]\nmode = \"{isolation}\"\n\n[scheduler]\npoll_interval_ms = 100\nmin_discovery_interval_secs = 0\n"
+            ),
         )
         .unwrap();
         // Hosts sharing a database share the key that seals its credentials.
@@ -197,9 +203,18 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-async fn run(name: &str, database_url: &str, sim: &Simulator, plugins: &Path) {
+/// One host discovering `large` from scratch, then rediscovering it
+/// unchanged; prints the figures and returns the median unchanged
+/// rediscovery, ms.
+async fn run(
+    name: &str,
+    isolation: &str,
+    database_url: &str,
+    sim: &Simulator,
+    plugins: &Path,
+) -> f64 {
     let data = tempfile::tempdir().unwrap();
-    let mut host = Host::start(data.path(), plugins, database_url);
+    let mut host = Host::start(data.path(), plugins, database_url, isolation);
     let started = Instant::now();
     let registered = host
         .call(
@@ -244,17 +259,19 @@ async fn run(name: &str, database_url: &str, sim: &Simulator, plugins: &Path) {
         }
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
+    let unchanged = median(times.clone());
     println!(
-        "{name}: full scan + discovery + persist of large: {:.0} ms; unchanged rediscovery of all {} systems: median {:.0} ms (min {:.0}, max {:.0}, {UNCHANGED_ROUNDS} rounds), inventory rows written: {written}; host peak RSS {:.1} MiB",
+        "{name}/{isolation}: full scan + discovery + persist of large: {:.0} ms; unchanged rediscovery of all {} systems: median {:.0} ms (min {:.0}, max {:.0}, {UNCHANGED_ROUNDS} rounds), inventory rows written: {written}; host peak RSS {:.1} MiB",
         full.as_secs_f64() * 1000.0,
         systems.len(),
-        median(times.clone()),
+        unchanged,
         times.iter().cloned().fold(f64::MAX, f64::min),
         times.iter().cloned().fold(0.0, f64::max),
         host.peak_rss_mib()
     );
     let _ = host.child.kill();
     let _ = host.child.wait();
+    unchanged
 }
 
 /// A fresh PostgreSQL database for one run, on `DATABASE_URL`'s server
@@ -294,7 +311,7 @@ async fn throughput(
     let dirs: Vec<tempfile::TempDir> = (0..hosts).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut running: Vec<Host> = dirs
         .iter()
-        .map(|d| Host::start(d.path(), plugins, &url))
+        .map(|d| Host::start(d.path(), plugins, &url, "worker"))
         .collect();
     for (i, sim) in sims.iter().enumerate() {
         running[i % hosts]
@@ -424,16 +441,30 @@ fn main() {
         })
         .await
         .expect("simulator");
-        let sqlite_dir = tempfile::tempdir().unwrap();
-        run(
-            "sqlite",
-            &format!("sqlite://{}/bench.db?mode=rwc", sqlite_dir.path().display()),
-            &sim,
-            plugins.path(),
-        )
-        .await;
-        let postgres = fresh_postgres("single").await;
-        run("postgres", &postgres.url, &sim, plugins.path()).await;
-        postgres.drop_database().await;
+        // The same jobs with the driver in a worker and in-process: what
+        // isolation adds to the discovery an operator waits for, store
+        // included.
+        for database in ["sqlite", "postgres"] {
+            let mut unchanged = Vec::new();
+            for isolation in ["worker", "in-process"] {
+                let sqlite_dir = tempfile::tempdir().unwrap();
+                let postgres = match database {
+                    "postgres" => Some(fresh_postgres("single").await),
+                    _ => None,
+                };
+                let url = match &postgres {
+                    Some(postgres) => postgres.url.clone(),
+                    None => format!("sqlite://{}/bench.db?mode=rwc", sqlite_dir.path().display()),
+                };
+                unchanged.push(run(database, isolation, &url, &sim, plugins.path()).await);
+                if let Some(postgres) = postgres {
+                    postgres.drop_database().await;
+                }
+            }
+            println!(
+                "{database}: unchanged rediscovery, worker/in-process {:.2}",
+                unchanged[0] / unchanged[1]
+            );
+        }
     });
 }
