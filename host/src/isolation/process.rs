@@ -52,6 +52,7 @@ fn process_state(pid: u32) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
+/// One worker process and its channel.
 pub(super) struct Worker {
     /// The process serving calls, as the host sees it: the host's child
     /// until the handshake names the worker proper inside its PID namespace.
