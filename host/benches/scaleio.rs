@@ -13,8 +13,9 @@
 //!   system and four at a time; the medians and the median ratio are
 //!   robust to a shared machine's slow spells, which skew two groups
 //!   measured one after the other; then the same with the simulator's
-//!   serving time (a plain GET of the bulk inventory, timed in each round)
-//!   taken out of both modes: the driver and the channel alone;
+//!   serving time (approximated by a plain-HTTP GET of the bulk inventory,
+//!   timed in each round) taken out of both modes: the driver and the
+//!   channel alone;
 //! - `discovery_large_calls/<isolation>/<call>`: each call of one system's
 //!   discovery after the scan (the driver answers from what the scan
 //!   fetched, so no HTTP), in-process and in a worker: what isolation adds to
@@ -196,9 +197,9 @@ fn full_cycle(
 /// alike (each timed cycle follows an untimed one of the same mode, as in a
 /// criterion group); prints the medians and the median of each round's
 /// ratio, then the same with the simulator's serving time taken out of both
-/// modes: each round also times `serve_bulk` (the simulator serving the
-/// bulk inventory, transfer included, so slightly more than its share of a
-/// cycle: the ratio left is, if anything, overstated).
+/// modes: each round also times `serve_bulk`, a plain-HTTP GET of the bulk
+/// inventory (the simulator's serving plus the client's receiving, without
+/// the TLS the cycles use: an approximation of the simulator's share).
 fn paired_cycles(
     runtime: &tokio::runtime::Runtime,
     plugins: &std::path::Path,
