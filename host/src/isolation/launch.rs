@@ -149,6 +149,7 @@ pub(super) async fn launch(
     })
 }
 
+/// The name of the signals a worker commonly dies of.
 fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGABRT => "SIGABRT",
@@ -164,6 +165,9 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
+/// How a worker ended, as the calls it fails and the logs name it: the
+/// signal or exit code, a channel the driver broke, and whether it ran out
+/// of memory first (its own report, or the cgroup's OOM kill count).
 pub(super) fn describe_exit(
     status: std::io::Result<std::process::ExitStatus>,
     out_of_memory: bool,
