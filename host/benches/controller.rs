@@ -198,11 +198,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// One host discovering `large` from scratch, then rediscovering it
 /// unchanged; prints the figures and returns the median unchanged
 /// rediscovery, ms.
@@ -259,7 +254,7 @@ async fn run(
         }
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    let unchanged = median(times.clone());
+    let unchanged = support::median(times.clone());
     println!(
         "{name}/{isolation}: full scan + discovery + persist of large: {:.0} ms; unchanged rediscovery of all {} systems: median {:.0} ms (min {:.0}, max {:.0}, {UNCHANGED_ROUNDS} rounds), inventory rows written: {written}; host peak RSS {:.1} MiB",
         full.as_secs_f64() * 1000.0,
@@ -392,10 +387,10 @@ async fn throughput(
         .fold(0.0, f64::max);
     println!(
         "throughput {label}: {hosts} host(s), {gateways} gateways, {expected} systems: median {:.1} discoveries/s (min {:.1}, max {:.1}, {ROUNDS} rounds); one discovery (claim to write) median {:.0} ms; CPU {:.2} cores busy during the rounds (hosts and driver workers); peak RSS per host {:.1} MiB, per driver worker {:.1} MiB",
-        median(rates.clone()),
+        support::median(rates.clone()),
         rates.iter().cloned().fold(f64::MAX, f64::min),
         rates.iter().cloned().fold(0.0, f64::max),
-        median(durations),
+        support::median(durations),
         (cpu_after - cpu_before) / wall,
         peak_host,
         peak_worker,

@@ -212,10 +212,6 @@ fn paired_cycles(
     let drivers = catalogs
         .each_ref()
         .map(|catalog| catalog.driver("scaleio").expect("scaleio driver"));
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
     for driver in &drivers {
         full_cycle(runtime, driver, provider, 1); // log in once
     }
@@ -235,16 +231,16 @@ fn paired_cycles(
                 [in_process, worker, timed(serve_bulk)]
             })
             .collect();
-        let column = |i: usize| median(rounds.iter().map(|r| r[i]).collect());
+        let column = |i: usize| support::median(rounds.iter().map(|r| r[i]).collect());
         println!(
             "discovery_large_paired/{parallel}-at-once: in-process {:.1} ms, worker {:.1} ms, worker/in-process {:.2}; without the simulator's serving ({:.1} ms): in-process {:.1} ms, worker {:.1} ms, worker/in-process {:.2} (medians of {ROUNDS} rounds taken in turns)",
             column(0),
             column(1),
-            median(rounds.iter().map(|r| r[1] / r[0]).collect()),
+            support::median(rounds.iter().map(|r| r[1] / r[0]).collect()),
             column(2),
-            median(rounds.iter().map(|r| r[0] - r[2]).collect()),
-            median(rounds.iter().map(|r| r[1] - r[2]).collect()),
-            median(rounds.iter().map(|r| (r[1] - r[2]) / (r[0] - r[2])).collect()),
+            support::median(rounds.iter().map(|r| r[0] - r[2]).collect()),
+            support::median(rounds.iter().map(|r| r[1] - r[2]).collect()),
+            support::median(rounds.iter().map(|r| (r[1] - r[2]) / (r[0] - r[2])).collect()),
         );
     }
     for catalog in catalogs {

@@ -87,11 +87,8 @@ async fn measure() {
             let v: Vec<f64> = serde_json::from_value(timing).expect("numbers");
             samples.push((v[0], v[1], v[2], v[3]));
         }
-        let median = |f: fn(&(f64, f64, f64, f64)) -> f64| {
-            let mut values: Vec<f64> = samples.iter().map(f).collect();
-            values.sort_by(|a, b| a.total_cmp(b));
-            values[values.len() / 2]
-        };
+        let median =
+            |f: fn(&(f64, f64, f64, f64)) -> f64| support::median(samples.iter().map(f).collect());
         println!(
             "{label}: median over {LOADS} loads: response end {:.1} ms, DOM content loaded {:.1} ms, load end {:.1} ms ({:.0} KiB HTML)",
             median(|s| s.0),

@@ -153,3 +153,10 @@ pub fn peak_memory_kib() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The median of measurements (the upper one of an even count): what the
+/// benchmarks that print their figures report.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
