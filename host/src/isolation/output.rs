@@ -1,6 +1,6 @@
 //! What a worker prints: its stdout and stderr become host log lines.
 //!
-//! Invariants (issue items 1 and 5):
+//! Invariants:
 //! - Memory stays bounded whatever a driver writes: a line longer than
 //!   [`MAX_LOG_LINE`] is cut, the rest read and counted, never kept, and the
 //!   line ends with a marker saying how much was dropped.
