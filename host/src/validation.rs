@@ -10,7 +10,8 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 use southbound_sdk::{
-    CapabilityDefinition, CapabilityInstance, ProviderScan, RString, StorageSystem, SystemInventory,
+    CapabilityDefinition, CapabilityInstance, ProviderScan, RArc, RString, StorageSystem,
+    SystemInventory,
 };
 
 /// One rule a driver's answer can break.
@@ -93,6 +94,43 @@ fn problem(object: &'static str, native_id: &str, rule: Rule, message: String) -
     }
 }
 
+/// Which items lose their place: an empty native id, or one an earlier item
+/// already has (each reported). Reads the items only, so a shared list is
+/// copied only when something must go.
+fn unidentified<T>(
+    items: &[T],
+    object: &'static str,
+    id: impl Fn(&T) -> &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<bool> {
+    let mut seen = HashSet::with_capacity(items.len());
+    items
+        .iter()
+        .map(|item| {
+            let native_id = id(item);
+            if native_id.trim().is_empty() {
+                problems.push(problem(
+                    object,
+                    native_id,
+                    Rule::EmptyNativeId,
+                    "its native id is empty".into(),
+                ));
+                return true;
+            }
+            if !seen.insert(native_id) {
+                problems.push(problem(
+                    object,
+                    native_id,
+                    Rule::DuplicateNativeId,
+                    format!("another {object} of this system has the same native id"),
+                ));
+                return true;
+            }
+            false
+        })
+        .collect()
+}
+
 /// Keeps the items whose native id is non-empty and first of its kind.
 fn retain_identified<T>(
     items: &mut Vec<T>,
@@ -100,29 +138,13 @@ fn retain_identified<T>(
     id: impl Fn(&T) -> &str,
     problems: &mut Vec<Problem>,
 ) {
-    let mut seen = HashSet::new();
-    items.retain(|item| {
-        let native_id = id(item);
-        if native_id.trim().is_empty() {
-            problems.push(problem(
-                object,
-                native_id,
-                Rule::EmptyNativeId,
-                "its native id is empty".into(),
-            ));
-            return false;
-        }
-        if !seen.insert(native_id.to_string()) {
-            problems.push(problem(
-                object,
-                native_id,
-                Rule::DuplicateNativeId,
-                format!("another {object} of this system has the same native id"),
-            ));
-            return false;
-        }
-        true
-    });
+    items.retain(unmarked(unidentified(items, object, id, problems)));
+}
+
+/// A `retain` predicate that keeps the items not marked, in order.
+fn unmarked<T>(marks: Vec<bool>) -> impl FnMut(&T) -> bool {
+    let mut marks = marks.into_iter();
+    move |_| !marks.next().unwrap_or(false)
 }
 
 /// Checks a provider scan: drops systems without a native id, duplicates,
@@ -286,11 +308,15 @@ pub fn check_inventory(
     });
     inventory.ports = ports.into_iter().collect();
 
-    let mut hosts: Vec<_> = std::mem::take(&mut inventory.host_components)
-        .into_iter()
-        .collect();
-    retain_identified(&mut hosts, "host", |h| &h.native_id, &mut problems);
-    inventory.host_components = hosts.into_iter().collect();
+    let dropped = unidentified(
+        &inventory.host_components,
+        "host",
+        |h| &h.native_id,
+        &mut problems,
+    );
+    if dropped.contains(&true) {
+        RArc::make_mut(&mut inventory.host_components).retain(unmarked(dropped));
+    }
     problems
 }
 
@@ -399,6 +425,45 @@ mod tests {
         assert!(problems[3]
             .to_string()
             .contains("free capacity 11 KiB exceeds"));
+    }
+
+    #[test]
+    fn a_shared_host_list_is_copied_only_when_a_host_must_go() {
+        let host = |id: &str| southbound_sdk::StorageHostComponent {
+            native_id: id.into(),
+            ..Default::default()
+        };
+        let inventory = |hosts: &RArc<southbound_sdk::RVec<_>>| SystemInventory {
+            system: StorageSystem {
+                native_id: "S".into(),
+                ..Default::default()
+            },
+            host_components: hosts.clone(),
+            ..Default::default()
+        };
+        // Every system of a provider reports the same hosts: one list.
+        let valid = RArc::new(vec![host("h1"), host("h2")].into());
+        let mut inv = inventory(&valid);
+        assert!(check_inventory(&mut inv, &[]).is_empty());
+        assert!(std::ptr::eq(&*inv.host_components, &*valid));
+
+        let broken = RArc::new(vec![host("h1"), host(""), host("h1"), host("h3")].into());
+        let mut inv = inventory(&broken);
+        let rules: Vec<_> = check_inventory(&mut inv, &[])
+            .iter()
+            .map(|p| (p.native_id.clone(), p.rule.name()))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("".to_string(), "empty-native-id"),
+                ("h1".to_string(), "duplicate-native-id"),
+            ]
+        );
+        let kept: Vec<_> = inv.host_components.iter().map(|h| &*h.native_id).collect();
+        assert_eq!(kept, ["h1", "h3"]);
+        // The other holder of the list still has it whole.
+        assert_eq!(broken.len(), 4);
     }
 
     #[test]

@@ -1051,24 +1051,22 @@ async fn store_contract(backend: Backend) {
     let first = store.claim_job("node-a", 60_000).await.unwrap().unwrap();
     let second = store.claim_job("node-b", 60_000).await.unwrap().unwrap();
     let inventory_of = |native_id: &str| {
-        let mut inventory = SystemInventory {
+        let hosts = (0..200)
+            .map(|i| southbound_sdk::StorageHostComponent {
+                native_id: format!("sdc-{i:03}").into(),
+                host_name: format!("host-{i}").into(),
+                ..Default::default()
+            })
+            .collect();
+        SystemInventory {
             system: StorageSystem {
                 native_id: native_id.into(),
                 system_type: "scaleio".into(),
                 ..Default::default()
             },
+            host_components: southbound_sdk::RArc::new(hosts),
             ..Default::default()
-        };
-        for i in 0..200 {
-            inventory
-                .host_components
-                .push(southbound_sdk::StorageHostComponent {
-                    native_id: format!("sdc-{i:03}").into(),
-                    host_name: format!("host-{i}").into(),
-                    ..Default::default()
-                });
         }
-        inventory
     };
     let (a, b) = (inventory_of("pd2"), inventory_of("pd3"));
     let (a_target, b_target) = if store

@@ -51,7 +51,7 @@ pub use secret::Secret;
 pub use task::{DriverTask, TaskStatus};
 
 /// Re-exports the driver types need; vendors get them through the SDK.
-pub use abi_stable::std_types::{ROption, RString, RVec};
+pub use abi_stable::std_types::{RArc, ROption, RString, RVec};
 pub use async_trait::async_trait;
 
 /// An open enum received a name it does not know.

@@ -6,7 +6,7 @@
 //! in KiB, as CoprHD's pools are. Unset text is the empty string; unset
 //! numbers are `ROption::RNone`.
 
-use abi_stable::std_types::{ROption, RString, RVec};
+use abi_stable::std_types::{RArc, ROption, RString, RVec};
 use abi_stable::StableAbi;
 use serde::{Deserialize, Serialize};
 
@@ -379,6 +379,9 @@ pub struct SystemInventory {
     pub pools: RVec<StoragePool>,
     /// Its ports.
     pub ports: RVec<StoragePort>,
-    /// Hosts it reports.
-    pub host_components: RVec<StorageHostComponent>,
+    /// Hosts it reports. Shared: host components are not owned by a
+    /// system (a host is linked to every system that reports it), so the
+    /// same list often comes back for every system of a provider, and the
+    /// host keeps one copy of it.
+    pub host_components: RArc<RVec<StorageHostComponent>>,
 }

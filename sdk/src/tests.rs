@@ -67,19 +67,21 @@ fn sample_inventory() -> SystemInventory {
             ..StoragePort::default()
         }]
         .into(),
-        host_components: vec![StorageHostComponent {
-            native_id: "GUID-1".into(),
-            host_name: "10.0.0.5".into(),
-            os_type: HostOsType::LINUX,
-            initiators: vec![Initiator {
-                port: "sdc-1".into(),
-                protocol: InitiatorProtocol::SCALEIO,
-                ..Initiator::default()
+        host_components: RArc::new(
+            vec![StorageHostComponent {
+                native_id: "GUID-1".into(),
+                host_name: "10.0.0.5".into(),
+                os_type: HostOsType::LINUX,
+                initiators: vec![Initiator {
+                    port: "sdc-1".into(),
+                    protocol: InitiatorProtocol::SCALEIO,
+                    ..Initiator::default()
+                }]
+                .into(),
+                ..StorageHostComponent::default()
             }]
             .into(),
-            ..StorageHostComponent::default()
-        }]
-        .into(),
+        ),
     }
 }
 

@@ -208,7 +208,7 @@ fn probed_inventory(inv: &SystemInventory) -> String {
         port_rows(&mut ports, p, "-");
     }
     let mut hosts = Table::new(&["HOST", "NATIVE ID", "OS", "INITIATORS", "STATUS"]);
-    for h in &inv.host_components {
+    for h in inv.host_components.iter() {
         hosts.row(vec![
             h.host_name.to_string(),
             h.native_id.to_string(),

@@ -3,21 +3,34 @@
 //! [`dispatch`] (request -> ABI call) and the typed [`DriverExt`] methods are
 //! generated. A new entry point is one line here (plus the SDK's trait, its
 //! ABI mirror and glue on the driver side).
+//!
+//! An answer marked `as shared` reaches the host's callers in an [`RArc`]:
+//! the same answer, given for several systems, is then held once (a
+//! worker's host decodes a repeated one once, see
+//! [`protocol::AnswerCache`](super::protocol::AnswerCache)).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use southbound_sdk::abi::DriverBox;
 use southbound_sdk::{
-    CallContext, CapabilityDefinition, DriverError, DriverResult, ProviderScan, RVec,
+    CallContext, CapabilityDefinition, DriverError, DriverResult, ProviderScan, RArc, RVec,
     StorageHostComponent, StoragePool, StoragePort, StorageProvider, StorageSystem,
 };
 
 use super::Driver;
 
 macro_rules! driver_calls {
+    // The host's type of an answer, the ABI's answer made into it, and
+    // whether it is shared.
+    (@answer $Answer:ty) => { $Answer };
+    (@answer $Answer:ty, shared) => { RArc<$Answer> };
+    (@host $answer:expr) => { $answer };
+    (@host $answer:expr, shared) => { RArc::new($answer) };
+    (@shared) => { false };
+    (@shared shared) => { true };
     ($(
         $(#[$doc:meta])*
-        $method:ident => $Variant:ident ($($arg:ident: $Arg:ty),*) -> $Answer:ty;
+        $method:ident => $Variant:ident ($($arg:ident: $Arg:ty),*) -> $Answer:ty $(as $shared:ident)?;
     )*) => {
         /// One driver call, with its inputs.
         // Externally tagged (serde's default), as the channel's binary
@@ -38,7 +51,7 @@ macro_rules! driver_calls {
         pub enum DriverResponse {
             $(
                 $(#[$doc])*
-                $Variant($Answer),
+                $Variant(driver_calls!(@answer $Answer $(, $shared)?)),
             )*
         }
 
@@ -47,6 +60,16 @@ macro_rules! driver_calls {
             pub fn name(&self) -> &'static str {
                 match self {
                     $(Self::$Variant { .. } => stringify!($method),)*
+                }
+            }
+        }
+
+        impl DriverResponse {
+            /// Whether this answer is shared ([`RArc`]): cloning it is cheap,
+            /// so a repeated one can be handed out again rather than decoded.
+            pub fn is_shared(&self) -> bool {
+                match self {
+                    $(Self::$Variant(_) => driver_calls!(@shared $($shared)?),)*
                 }
             }
         }
@@ -64,7 +87,7 @@ macro_rules! driver_calls {
                     DriverRequest::$Variant { $($arg),* } => driver
                         .$method(ctx, $($arg),*)
                         .into_result()
-                        .map(DriverResponse::$Variant),
+                        .map(|answer| DriverResponse::$Variant(driver_calls!(@host answer $(, $shared)?))),
                 )*
             }
         }
@@ -74,7 +97,7 @@ macro_rules! driver_calls {
         pub trait DriverExt: Driver {
             $(
                 $(#[$doc])*
-                async fn $method(&self, ctx: CallContext, $($arg: &$Arg),*) -> DriverResult<$Answer> {
+                async fn $method(&self, ctx: CallContext, $($arg: &$Arg),*) -> DriverResult<driver_calls!(@answer $Answer $(, $shared)?)> {
                     let request = DriverRequest::$Variant { $($arg: $arg.clone()),* };
                     match self.call(ctx, request).await? {
                         DriverResponse::$Variant(answer) => Ok(answer),
@@ -100,7 +123,7 @@ driver_calls! {
     /// [`southbound_sdk::DiscoveryDriver::discover_ports`].
     discover_ports => DiscoverPorts(provider: StorageProvider, system: StorageSystem) -> RVec<StoragePort>;
     /// [`southbound_sdk::DiscoveryDriver::discover_host_components`].
-    discover_host_components => DiscoverHostComponents(provider: StorageProvider, system: StorageSystem) -> RVec<StorageHostComponent>;
+    discover_host_components => DiscoverHostComponents(provider: StorageProvider, system: StorageSystem) -> RVec<StorageHostComponent> as shared;
     /// [`southbound_sdk::DiscoveryDriver::capability_definitions`].
     capability_definitions => CapabilityDefinitions(provider: StorageProvider, system: StorageSystem) -> RVec<CapabilityDefinition>;
 }

@@ -30,8 +30,8 @@ use super::launch::{describe_exit, launch, Launched};
 use super::memory::MemoryFence;
 use super::output::{self, Label};
 use super::protocol::{
-    decode_handshake, read_body_async, read_incoming_async, write_frame_async, EncodedAnswer,
-    HostMessage, Incoming, WorkerMessage, PROTOCOL_VERSION,
+    decode_handshake, read_body_async, read_incoming_async, write_frame_async, AnswerCache,
+    EncodedAnswer, HostMessage, Incoming, WorkerMessage, PROTOCOL_VERSION,
 };
 use super::{
     lock, sandbox, seconds, worker_refusal, DriverRequest, DriverResponse, DriverSettings,
@@ -65,6 +65,8 @@ pub(super) struct Worker {
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     /// Calls waiting for their answer (decoded by the waiting call).
     pending: Mutex<HashMap<u64, oneshot::Sender<DriverResult<EncodedAnswer>>>>,
+    /// The last shared answer, handed out again when it comes back.
+    answers: AnswerCache,
     next_id: AtomicU64,
     in_flight: AtomicUsize,
     idle: Notify,
@@ -196,7 +198,7 @@ impl Worker {
             // A broken channel means the worker is dying: its cause will answer below.
         }
         match tokio::time::timeout_at(deadline + KILL_GRACE, rx).await {
-            Ok(Ok(Ok(answer))) => match answer.decode() {
+            Ok(Ok(Ok(answer))) => match answer.decode(&self.answers) {
                 Ok(result) => result.map_err(super::bounded_error),
                 // Junk in place of an answer: the channel cannot be trusted.
                 Err(e) => {
@@ -309,6 +311,7 @@ pub(super) async fn spawn(
         label: Arc::clone(&log_label),
         writer: tokio::sync::Mutex::new(writer),
         pending: Mutex::new(HashMap::new()),
+        answers: AnswerCache::default(),
         next_id: AtomicU64::new(1),
         in_flight: AtomicUsize::new(0),
         idle: Notify::new(),

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use southbound_sdk::{CallContext, DriverError, DriverInfo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{DriverRequest, DriverResponse};
+use super::{lock, DriverRequest, DriverResponse};
 
 /// Version of the worker channel protocol.
 pub const PROTOCOL_VERSION: u32 = 3;
@@ -235,11 +235,38 @@ pub struct EncodedAnswer {
 }
 
 impl EncodedAnswer {
-    /// The call's outcome; an error if the bytes are not one.
-    pub fn decode(&self) -> io::Result<Result<DriverResponse, DriverError>> {
-        decode(&self.body[self.answer_at..])
+    fn bytes(&self) -> &[u8] {
+        &self.body[self.answer_at..]
+    }
+
+    /// The call's outcome; an error if the bytes are not one. A shared
+    /// answer ([`DriverResponse::is_shared`]) whose bytes are those of the
+    /// one in `cache` is that answer again, not decoded a second time.
+    pub fn decode(self, cache: &AnswerCache) -> io::Result<Result<DriverResponse, DriverError>> {
+        if let Some((cached, response)) = lock(&cache.0).as_ref() {
+            if cached.bytes() == self.bytes() {
+                return Ok(Ok(response.clone()));
+            }
+        }
+        let result: Result<DriverResponse, DriverError> = decode(self.bytes())?;
+        if let Ok(response) = &result {
+            if response.is_shared() {
+                *lock(&cache.0) = Some((self, response.clone()));
+            }
+        }
+        Ok(result)
     }
 }
+
+/// The last shared answer of one worker, with its bytes. Host components
+/// are not owned by a system, so a driver gives the same list for every
+/// system of a provider (and again at an unchanged rediscovery): a list
+/// that comes back byte for byte is handed out again, not decoded anew.
+/// Decoding is deterministic, so equal bytes are an equal answer; only
+/// bytes that decoded are kept, so junk is never taken for an answer. Holds
+/// one answer at most (its frame is within the worker's `max_answer`).
+#[derive(Debug, Default)]
+pub struct AnswerCache(std::sync::Mutex<Option<(EncodedAnswer, DriverResponse)>>);
 
 /// A frame from the worker after the handshake, routed but not decoded.
 #[derive(Debug)]
@@ -282,7 +309,7 @@ pub async fn read_incoming_async(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use southbound_sdk::RVec;
+    use southbound_sdk::{RArc, RVec};
 
     #[test]
     fn a_widened_channel_takes_a_large_answer_in_one_write() {
@@ -428,7 +455,9 @@ mod tests {
             DriverResponse::DiscoverPools(p) if p.as_slice() == pools.as_slice()
         ));
         assert!(matches!(
-            round_trip(DriverResponse::DiscoverHostComponents(hosts.clone().into())),
+            round_trip(DriverResponse::DiscoverHostComponents(RArc::new(
+                hosts.clone().into()
+            ))),
             DriverResponse::DiscoverHostComponents(h) if h.as_slice() == hosts.as_slice()
         ));
     }
@@ -449,7 +478,7 @@ mod tests {
         };
         assert_eq!(id, 300);
         assert!(matches!(
-            answer.decode().unwrap(),
+            answer.decode(&AnswerCache::default()).unwrap(),
             Ok(DriverResponse::CapabilityDefinitions(d)) if d.is_empty()
         ));
 
@@ -459,12 +488,62 @@ mod tests {
         let Incoming::Reply { id: 300, answer } = route(junk).unwrap() else {
             panic!("not routed as a reply");
         };
-        let err = answer.decode().unwrap_err();
+        let err = answer.decode(&AnswerCache::default()).unwrap_err();
         assert!(err.to_string().contains("does not decode"), "{err}");
 
         // Junk that is no reply is decoded whole, and refused.
         let err = route(b"\xff\xff\xff\xff\xff".to_vec()).unwrap_err();
         assert!(err.to_string().contains("does not decode"), "{err}");
+    }
+
+    #[test]
+    fn a_shared_answer_that_comes_back_byte_for_byte_is_not_decoded_again() {
+        use southbound_sdk::StorageHostComponent;
+        let hosts = |name: &str| {
+            DriverResponse::DiscoverHostComponents(RArc::new(
+                vec![StorageHostComponent {
+                    native_id: name.into(),
+                    ..StorageHostComponent::default()
+                }]
+                .into(),
+            ))
+        };
+        let arrive = |id: u64, answer: DriverResponse| {
+            let reply = WorkerMessage::Reply {
+                id,
+                result: Ok(answer),
+            };
+            match route(encode(&reply, 1024).unwrap()[4..].to_vec()).unwrap() {
+                Incoming::Reply { answer, .. } => answer,
+                Incoming::Other(other) => panic!("{other:?}"),
+            }
+        };
+        let shared = |outcome: io::Result<Result<DriverResponse, DriverError>>| match outcome {
+            Ok(Ok(DriverResponse::DiscoverHostComponents(list))) => list,
+            other => panic!("{other:?}"),
+        };
+        let cache = AnswerCache::default();
+        let first = shared(arrive(1, hosts("h-1")).decode(&cache));
+        // The same bytes under another call id: the same list, not a copy.
+        let again = shared(arrive(2, hosts("h-1")).decode(&cache));
+        assert!(std::ptr::eq(&*first, &*again));
+        // Other bytes are decoded, and kept in its place.
+        let other = shared(arrive(3, hosts("h-2")).decode(&cache));
+        assert_eq!(other[0].native_id, "h-2");
+        assert!(!std::ptr::eq(&*first, &*other));
+        let other_again = shared(arrive(4, hosts("h-2")).decode(&cache));
+        assert!(std::ptr::eq(&*other, &*other_again));
+
+        // Answers that are not shared are never kept: cloning them would
+        // cost what decoding does.
+        let pools = DriverResponse::DiscoverPools(RVec::new());
+        assert!(!pools.is_shared());
+        arrive(5, pools).decode(&cache).unwrap().unwrap();
+        let kept = lock(&cache.0);
+        assert!(matches!(
+            kept.as_ref(),
+            Some((_, DriverResponse::DiscoverHostComponents(list))) if std::ptr::eq(&**list, &*other)
+        ));
     }
 
     #[test]
