@@ -8,14 +8,19 @@
 //!   runs jobs (`max_parallel_jobs`, 4), with 0 ms of injected latency per
 //!   request, and 20 ms at the controller's width; the requests per cycle
 //!   are printed (from the simulator's counters);
-//! - `discovery_large_paired/<n>-at-once` (printed, not a criterion
+//! - `discovery_large_paired/<n>-at-once/<case>` (printed, not a criterion
 //!   group): full cycles in-process and in a worker taken in turns, one
 //!   system and four at a time; the medians and the median ratio are
 //!   robust to a shared machine's slow spells, which skew two groups
 //!   measured one after the other; then the same with the simulator's
 //!   serving time (approximated by a plain-HTTP GET of the bulk inventory,
 //!   timed in each round) taken out of both modes: the driver and the
-//!   channel alone;
+//!   channel alone. Every system of `large` reports the same 2,048 hosts,
+//!   and a worker's host decodes a host list that comes back byte for byte
+//!   only once (`AnswerCache`): case `unchanged` is a rediscovery of an
+//!   unchanged gateway (no list decoded), case `other-provider-between`
+//!   has the driver discover another gateway (`small`) just before, so the
+//!   cycle's first list is decoded and the other seven are shared;
 //! - `discovery_large_calls/<isolation>/<call>`: each call of one system's
 //!   discovery after the scan (the driver answers from what the scan
 //!   fetched, so no HTTP), in-process and in a worker: what isolation adds to
@@ -199,11 +204,14 @@ fn full_cycle(
 /// ratio, then the same with the simulator's serving time taken out of both
 /// modes: each round also times `serve_bulk`, a plain-HTTP GET of the bulk
 /// inventory (the simulator's serving plus the client's receiving, without
-/// the TLS the cycles use: an approximation of the simulator's share).
+/// the TLS the cycles use: an approximation of the simulator's share). In
+/// case `other-provider-between`, a cycle of `other` (untimed) comes
+/// between the untimed cycle and the timed one, in both modes.
 fn paired_cycles(
     runtime: &tokio::runtime::Runtime,
     plugins: &std::path::Path,
     provider: &StorageProvider,
+    other: &StorageProvider,
     serve_bulk: &dyn Fn(),
 ) {
     const ROUNDS: usize = 40;
@@ -214,34 +222,43 @@ fn paired_cycles(
         .map(|catalog| catalog.driver("scaleio").expect("scaleio driver"));
     for driver in &drivers {
         full_cycle(runtime, driver, provider, 1); // log in once
+        full_cycle(runtime, driver, other, 1);
     }
-    let timed = |work: &dyn Fn()| {
+    let timed = |before: &dyn Fn(), work: &dyn Fn()| {
         work(); // warm, as back-to-back cycles are
+        before();
         let started = std::time::Instant::now();
         work();
         started.elapsed().as_secs_f64() * 1e3
     };
     for parallel in [1, ControllerSettings::default().max_parallel_jobs] {
-        // [in-process, worker, serving]
-        let rounds: Vec<[f64; 3]> = (0..ROUNDS)
-            .map(|_| {
-                let [in_process, worker] = drivers
-                    .each_ref()
-                    .map(|driver| timed(&|| full_cycle(runtime, driver, provider, parallel)));
-                [in_process, worker, timed(serve_bulk)]
-            })
-            .collect();
-        let column = |i: usize| support::median(rounds.iter().map(|r| r[i]).collect());
-        println!(
-            "discovery_large_paired/{parallel}-at-once: in-process {:.1} ms, worker {:.1} ms, worker/in-process {:.2}; without the simulator's serving ({:.1} ms): in-process {:.1} ms, worker {:.1} ms, worker/in-process {:.2} (medians of {ROUNDS} rounds taken in turns)",
-            column(0),
-            column(1),
-            support::median(rounds.iter().map(|r| r[1] / r[0]).collect()),
-            column(2),
-            support::median(rounds.iter().map(|r| r[0] - r[2]).collect()),
-            support::median(rounds.iter().map(|r| r[1] - r[2]).collect()),
-            support::median(rounds.iter().map(|r| (r[1] - r[2]) / (r[0] - r[2])).collect()),
-        );
+        for case in ["unchanged", "other-provider-between"] {
+            // [in-process, worker, serving]
+            let rounds: Vec<[f64; 3]> = (0..ROUNDS)
+                .map(|_| {
+                    let [in_process, worker] = drivers.each_ref().map(|driver| {
+                        let before = || {
+                            if case != "unchanged" {
+                                full_cycle(runtime, driver, other, 1);
+                            }
+                        };
+                        timed(&before, &|| full_cycle(runtime, driver, provider, parallel))
+                    });
+                    [in_process, worker, timed(&|| {}, serve_bulk)]
+                })
+                .collect();
+            let column = |i: usize| support::median(rounds.iter().map(|r| r[i]).collect());
+            println!(
+                "discovery_large_paired/{parallel}-at-once/{case}: in-process {:.1} ms, worker {:.1} ms, worker/in-process {:.2}; without the simulator's serving ({:.1} ms): in-process {:.1} ms, worker {:.1} ms, worker/in-process {:.2} (medians of {ROUNDS} rounds taken in turns)",
+                column(0),
+                column(1),
+                support::median(rounds.iter().map(|r| r[1] / r[0]).collect()),
+                column(2),
+                support::median(rounds.iter().map(|r| r[0] - r[2]).collect()),
+                support::median(rounds.iter().map(|r| r[1] - r[2]).collect()),
+                support::median(rounds.iter().map(|r| (r[1] - r[2]) / (r[0] - r[2])).collect()),
+            );
+        }
     }
     for catalog in catalogs {
         runtime.block_on(catalog.shutdown());
@@ -262,7 +279,7 @@ fn main() {
             ..SimConfig::default()
         }))
         .expect("simulator");
-    let provider = StorageProvider {
+    let provider_of = |sim: &Simulator| StorageProvider {
         host: "127.0.0.1".into(),
         port: sim.addr().port(),
         username: scaleio_simulator::DEFAULT_USERNAME.into(),
@@ -271,6 +288,10 @@ fn main() {
         ca_certificate_pem: sim.cert_pem().map(Into::into).into(),
         ..StorageProvider::default()
     };
+    let provider = provider_of(&sim);
+    let small = runtime
+        .block_on(Simulator::start(SimConfig::default()))
+        .expect("simulator");
 
     let plain = runtime
         .block_on(Simulator::start(SimConfig {
@@ -308,9 +329,15 @@ fn main() {
                 .expect("body")
         })
     };
-    paired_cycles(&runtime, plugins.path(), &provider, &|| {
-        fetch();
-    });
+    paired_cycles(
+        &runtime,
+        plugins.path(),
+        &provider,
+        &provider_of(&small),
+        &|| {
+            fetch();
+        },
+    );
     for isolation in [Isolation::InProcess, Isolation::Worker] {
         let mut group = criterion.benchmark_group("discovery_large");
         let catalog = runtime.block_on(support::catalog(plugins.path(), isolation));
