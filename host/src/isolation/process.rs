@@ -12,7 +12,9 @@
 //!   named (signal, exit code, out of memory, broken channel); whatever it
 //!   started is killed with it.
 //! - One task reads the channel and routes each reply by its call id,
-//!   undecoded; the waiting call decodes it ([`protocol`](super::protocol)).
+//!   undecoded; the waiting call decodes it ([`protocol`](super::protocol)),
+//!   or takes the worker's last shared answer again when the bytes are the
+//!   same ([`AnswerCache`]).
 
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;

@@ -18,7 +18,8 @@
 //! (postcard writes the variant index, then the id, first): an answer nobody
 //! waits for any more is dropped undecoded, and each answer is decoded by
 //! the call that waits for it, so concurrent calls decode side by side and
-//! the channel is read on meanwhile.
+//! the channel is read on meanwhile. A shared answer (host components)
+//! that comes back byte for byte is not decoded again ([`AnswerCache`]).
 //!
 //! The protocol version is the channel's own: it changes only when these
 //! messages do, independently of the product and SDK versions.
